@@ -1,1 +1,3 @@
-int main() { return 0; }
+#include "loginflow/app.h"
+
+int main(int argc, char** argv) { return loginflow::loginflowMain(argc, argv); }

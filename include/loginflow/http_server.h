@@ -5,8 +5,13 @@
 // number of connections (the next one is accepted and closed at once), a deadline on every
 // read and write (slow or idle clients are dropped), header fields over 8 KiB in total
 // (request line not counted) answered with 431, malformed requests with 400 (or the
-// connection closed when it is not HTTP at all), unknown paths with 404. Handlers run on the
-// io_context's thread and must not block.
+// connection closed when it is not HTTP at all, i.e. when the first byte cannot start a
+// request line), unknown paths and methods other than GET and HEAD with 404, a request body
+// over 64 KiB with 413. Keep-alive and pipelining are supported; io_timeout bounds the whole
+// of reading one request (from waiting for its first byte to its last, so an idle connection
+// and a client that trickles bytes are both dropped) and the whole of writing one response.
+// Handlers run on the io_context's thread and must not block; an exception from a handler is
+// answered with 500, and nothing ever escapes into io_context::run().
 //
 // Thread-safety: construct, use and destroy on the io_context's thread; stop() may be
 // posted from elsewhere with boost::asio::post.
@@ -40,7 +45,11 @@ struct HttpServerOptions {
   std::uint16_t port = 8080;                       // 0 = an ephemeral port
   std::size_t max_connections = 64;
   std::chrono::milliseconds io_timeout{10'000};    // per read / write
-  std::size_t max_header_bytes = 8 * 1024;         // header fields, request line not counted
+  // Header fields, request line not counted: the bytes of every field line including its
+  // line end (CRLF), up to but not including the empty line that ends the header. Exactly
+  // max_header_bytes passes; one byte more is answered with 431 and the connection closed.
+  std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_request_line_bytes = 16 * 1024;  // longer request lines: 414, then close
 };
 
 class HttpServer {

@@ -74,6 +74,9 @@ std::string localeName(std::size_t index);                       // "unknown" fo
 
 // Distinct device-type names one shard keeps apart; names seen after that count as "other".
 inline constexpr std::size_t kMaxDeviceTypesPerShard = 1000;
+// Longer device-type names count as "other", so that a shard's memory stays bounded (at most
+// kMaxDeviceTypesPerShard names of at most this many bytes) whatever the input holds.
+inline constexpr std::size_t kMaxDeviceTypeNameBytes = 128;
 
 // Per-shard device-type counts. Single writer; readers see every published entry.
 class DeviceTypeCounts {
@@ -174,6 +177,7 @@ struct StatsSnapshot {
   HistogramSnapshot end_to_end;
   std::array<std::uint64_t, kRebalanceKindCount> rebalances{};
   std::uint64_t commits = 0;
+  std::uint64_t commit_failures = 0;
   std::map<int, std::uint64_t> producer_errors;  // librdkafka error code → count
   std::uint64_t producer_queue_full = 0;
   std::int64_t queue_depth = 0;

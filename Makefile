@@ -1,0 +1,59 @@
+# The two commands of the README, and the pieces they are made of.
+#   make demo   install what is missing, build, run the demo on the embedded broker
+#   make test   install what is missing, build, run every test (dev, ASan+UBSan, TSan, fuzz, checks)
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+CTEST_JOBS ?= 2
+FUZZ_SECONDS ?= 60
+DEMO_ARGS ?=
+
+.PHONY: all deps build demo test test-dev test-asan test-tsan test-fuzz lint bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake --preset dev -DLOGINFLOW_WERROR=$${LOGINFLOW_WERROR:-OFF} >/dev/null
+	@cmake --build --preset dev -j$(JOBS)
+
+demo: build
+	./build/dev/loginflow demo $(DEMO_ARGS)
+
+# Every test: the dev build (unit, integration, e2e), the sanitizer builds over the unit and
+# integration tests, a bounded fuzz run of the transform.
+test: deps
+	@$(MAKE) --no-print-directory test-dev
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-tsan
+	@$(MAKE) --no-print-directory test-fuzz
+	@echo "make test: all passed"
+
+test-dev: deps
+	cmake --preset dev -DLOGINFLOW_WERROR=ON >/dev/null
+	cmake --build --preset dev -j$(JOBS)
+	ctest --preset dev -j$(CTEST_JOBS)
+
+test-asan: deps
+	cmake --preset asan -DLOGINFLOW_WERROR=ON >/dev/null
+	cmake --build --preset asan -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --preset asan -j$(CTEST_JOBS)
+
+test-tsan: deps
+	cmake --preset tsan -DLOGINFLOW_WERROR=ON >/dev/null
+	cmake --build --preset tsan -j$(JOBS)
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/test/tsan.supp" \
+	  ctest --preset tsan -j$(CTEST_JOBS)
+
+test-fuzz: deps
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz -j$(JOBS) --target transform_fuzz
+	test/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
+
+bench: build
+	@echo "see bench/README.md"
+
+clean:
+	rm -rf build

@@ -1,0 +1,261 @@
+// Helpers for the integration tests: the loginflow binary as a child process, producing
+// generated events, reading topics back, committed offsets. Header-only, test code.
+#pragma once
+
+// librdkafka's RD_KAFKA_V_* macros expand to C-style casts.
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "loginflow/generator.h"
+#include "loginflow/kafka.h"
+
+namespace loginflow::testing {
+
+using Clock = std::chrono::steady_clock;
+
+// Waits for `cond` with a deadline; never a fixed sleep.
+template <typename F>
+bool waitFor(F&& cond, std::chrono::milliseconds timeout, std::chrono::milliseconds step = std::chrono::milliseconds(20)) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(step);
+  }
+  return cond();
+}
+
+// A child process (the real loginflow binary). Killed with SIGKILL on destruction if still
+// running, so no test leaves a process behind.
+class Child {
+ public:
+  Child(const std::vector<std::string>& args, const std::string& log_path,
+        const std::vector<std::string>& env = {}) : log_path_(log_path) {
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+      }
+      for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
+      std::vector<char*> argv;
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+  }
+  ~Child() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      int st = 0;
+      waitpid(pid_, &st, 0);
+    }
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void signal(int sig) const { kill(pid_, sig); }
+
+  // The exit status (or 128+signal), or nullopt when still running after the timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout) {
+    if (exited_) return status_;
+    const auto deadline = Clock::now() + timeout;
+    while (true) {
+      int st = 0;
+      pid_t r = waitpid(pid_, &st, WNOHANG);
+      if (r == pid_) {
+        exited_ = true;
+        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        return status_;
+      }
+      if (Clock::now() >= deadline) return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  bool running() {
+    if (exited_) return false;
+    return !wait(std::chrono::milliseconds(0)).has_value();
+  }
+  std::string log() const {
+    std::ifstream in(log_path_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  // Peak resident memory (VmHWM) in KiB; 0 when unknown.
+  long peakRssKiB() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+    return 0;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int status_ = -1;
+  std::string log_path_;
+};
+
+inline std::string tempPath(const std::string& name) {
+  const char* dir = std::getenv("TMPDIR");
+  return std::string(dir ? dir : "/tmp") + "/loginflow-test-" + std::to_string(getpid()) + "-" + name;
+}
+
+struct Record {
+  std::int32_t partition = -1;
+  std::int64_t offset = -1;
+  bool key_null = true;
+  std::string key;
+  bool value_null = true;
+  std::string value;
+  std::map<std::string, std::string> headers;
+};
+
+inline kafka::HandlePtr makeProducer(const std::string& bootstrap) {
+  auto base = kafka::producerDefaults();
+  base.emplace_back("bootstrap.servers", bootstrap);
+  base.emplace_back("message.max.bytes", "4194304");
+  base.emplace_back("log_level", "3");
+  return kafka::createClient(RD_KAFKA_PRODUCER, kafka::buildConf(base, {}, kafka::Role::kProducer));
+}
+
+// Produces `events` to `topic` and waits until every one is acknowledged.
+inline void produceAll(const std::string& bootstrap, const std::string& topic, const std::vector<GeneratedEvent>& events) {
+  auto p = makeProducer(bootstrap);
+  for (const auto& e : events) {
+    while (true) {
+      rd_kafka_resp_err_t err = rd_kafka_producev(
+          p.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_KEY(e.key_null ? nullptr : e.key.data(), e.key.size()),
+          RD_KAFKA_V_VALUE(e.value_null ? nullptr : const_cast<char*>(e.value.data()), e.value.size()), RD_KAFKA_V_END);
+      if (!err) break;
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) throw std::runtime_error(rd_kafka_err2str(err));
+      rd_kafka_poll(p.get(), 10);
+    }
+  }
+  if (rd_kafka_flush(p.get(), 60'000) != RD_KAFKA_RESP_ERR_NO_ERROR) throw std::runtime_error("flush timed out");
+}
+
+inline kafka::HandlePtr makeConsumer(const std::string& bootstrap, const std::string& group) {
+  std::vector<std::pair<std::string, std::string>> base = {
+      {"bootstrap.servers", bootstrap}, {"group.id", group}, {"enable.auto.commit", "false"},
+      {"enable.partition.eof", "true"}, {"auto.offset.reset", "earliest"}, {"log_level", "3"}};
+  return kafka::createClient(RD_KAFKA_CONSUMER, kafka::buildConf(base, {}, kafka::Role::kConsumer));
+}
+
+// High watermarks (end offsets) of every partition of a topic.
+inline std::map<std::int32_t, std::int64_t> endOffsets(rd_kafka_t* rk, const std::string& topic, int partitions) {
+  std::map<std::int32_t, std::int64_t> out;
+  for (int p = 0; p < partitions; ++p) {
+    int64_t lo = 0, hi = 0;
+    if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, 10'000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+      out[p] = hi;
+  }
+  return out;
+}
+
+inline std::int64_t total(const std::map<std::int32_t, std::int64_t>& m) {
+  std::int64_t n = 0;
+  for (const auto& [k, v] : m) n += v;
+  return n;
+}
+
+// Reads every record of a topic from the beginning up to its current end.
+inline std::vector<Record> readAll(const std::string& bootstrap, const std::string& topic, int partitions) {
+  auto c = makeConsumer(bootstrap, "reader-" + std::to_string(getpid()));
+  auto ends = endOffsets(c.get(), topic, partitions);
+  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(partitions));
+  int remaining = 0;
+  for (int p = 0; p < partitions; ++p) {
+    if (ends[p] > 0) {
+      rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+      ++remaining;
+    }
+  }
+  std::vector<Record> out;
+  if (remaining == 0) return out;
+  rd_kafka_assign(c.get(), list.get());
+  std::map<std::int32_t, bool> done;
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (remaining > 0 && Clock::now() < deadline) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(c.get(), 200);
+    if (!m) continue;
+    kafka::MessagePtr guard(m);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (m->offset >= ends[m->partition] && !done[m->partition]) {
+        done[m->partition] = true;
+        --remaining;
+      }
+      continue;
+    }
+    if (m->err) continue;
+    Record r;
+    r.partition = m->partition;
+    r.offset = m->offset;
+    r.key_null = m->key == nullptr;
+    if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
+    r.value_null = m->payload == nullptr;
+    if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* name;
+      const void* val;
+      size_t size;
+      for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
+        r.headers[name] = val ? std::string(static_cast<const char*>(val), size) : std::string();
+    }
+    out.push_back(std::move(r));
+    if (m->offset + 1 >= ends[m->partition] && !done[m->partition]) {
+      done[m->partition] = true;
+      --remaining;
+    }
+  }
+  rd_kafka_consumer_close(c.get());
+  if (remaining > 0) throw std::runtime_error("reading " + topic + " timed out");
+  return out;
+}
+
+// The group's committed offsets for a topic's partitions (-1001 = none).
+inline std::map<std::int32_t, std::int64_t> committedOffsets(const std::string& bootstrap, const std::string& group,
+                                                             const std::string& topic, int partitions) {
+  auto c = makeConsumer(bootstrap, group);
+  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
+  std::map<std::int32_t, std::int64_t> out;
+  if (rd_kafka_committed(c.get(), list.get(), 10'000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    for (int i = 0; i < list->cnt; ++i) out[list->elems[i].partition] = list->elems[i].offset;
+  rd_kafka_consumer_close(c.get());
+  return out;
+}
+
+// The value without its "processed_at" member (the one field that differs between runs).
+inline std::string withoutProcessedAt(const std::string& v) {
+  auto p = v.find(",\"processed_at\":\"");
+  if (p == std::string::npos) return v;
+  auto e = v.find('"', p + 17);
+  return v.substr(0, p) + v.substr(e + 1);
+}
+
+}  // namespace loginflow::testing
