@@ -7,6 +7,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <set>
 #include <unordered_map>
 #include <utility>
@@ -46,6 +47,13 @@ class DeltaCounter {
   std::uint64_t last_ = 0;
   double last_double_ = 0;
 };
+
+constexpr const char* kConsumerLagName = "loginflow_consumer_lag";
+constexpr const char* kConsumerLagHelp =
+    "Consumer lag of each assigned input partition, in records.";
+constexpr const char* kProducerErrorsName = "loginflow_producer_errors_total";
+constexpr const char* kProducerErrorsHelp =
+    "Producer errors, by librdkafka error code (its name, e.g. _MSG_TIMED_OUT).";
 
 Family<Counter>& counterFamily(Registry& r, const std::string& name, const std::string& help) {
   return prometheus::BuildCounter().Name(name).Help(help).Register(r);
@@ -216,6 +224,8 @@ struct MetricsExporter::Impl {
   Gauge& process_max_fds;
 
   ErrorCodeNamer error_code_namer;
+  prometheus::MetricFamily consumer_lag_meta;
+  prometheus::MetricFamily producer_errors_meta;
 
   std::string errorLabel(int code) const;
 };
@@ -252,16 +262,13 @@ MetricsExporter::Impl::Impl(const std::string& version)
       in_flight(gaugeFamily(registry, "loginflow_in_flight_records",
                             "Records consumed and not yet acknowledged by the brokers.")
                     .Add({})),
-      consumer_lag_family(gaugeFamily(registry, "loginflow_consumer_lag",
-                                      "Consumer lag of each assigned input partition, in "
-                                      "records.")),
+      consumer_lag_family(gaugeFamily(registry, kConsumerLagName, kConsumerLagHelp)),
       commits(counterFamily(registry, "loginflow_commits_total", "Successful offset commits.")
                   .Add({})),
       commit_failures(counterFamily(registry, "loginflow_commit_failures_total",
                                     "Offset commits that failed.")
                           .Add({})),
-      producer_errors_family(counterFamily(registry, "loginflow_producer_errors_total",
-                                           "Producer errors, by librdkafka error code.")),
+      producer_errors_family(counterFamily(registry, kProducerErrorsName, kProducerErrorsHelp)),
       producer_queue_full(counterFamily(registry, "loginflow_producer_queue_full_total",
                                         "Produce calls retried because librdkafka's queue was "
                                         "full.")
@@ -283,7 +290,10 @@ MetricsExporter::Impl::Impl(const std::string& version)
                            .Add({})),
       process_max_fds(gaugeFamily(registry, "process_max_fds",
                                   "Maximum number of open file descriptors.")
-                          .Add({})) {
+                          .Add({})),
+      consumer_lag_meta{kConsumerLagName, kConsumerLagHelp, prometheus::MetricType::Gauge, {}},
+      producer_errors_meta{kProducerErrorsName, kProducerErrorsHelp,
+                           prometheus::MetricType::Counter, {}} {
   auto& dlq_family = counterFamily(registry, "loginflow_records_dlq_total",
                                    "Dead letters acknowledged by the brokers, by reason.");
   for (std::size_t i = 0; i < kDlqReasonCount; ++i) {
@@ -384,7 +394,24 @@ void MetricsExporter::update(const StatsSnapshot& s) {
 }
 
 std::string MetricsExporter::serialize() const {
-  return prometheus::TextSerializer().Serialize(impl_->registry.Collect());
+  std::vector<prometheus::MetricFamily> families = impl_->registry.Collect();
+  // prometheus-cpp leaves out a family without series (consumer_lag before an assignment,
+  // producer_errors_total before the first error). Keep its HELP and TYPE, so that every
+  // family of the contract is always visible to whoever reads the exposition.
+  for (const auto* empty : {&impl_->consumer_lag_meta, &impl_->producer_errors_meta}) {
+    const bool present = std::any_of(families.begin(), families.end(),
+                                     [&](const auto& f) { return f.name == empty->name; });
+    if (!present) families.push_back(*empty);
+  }
+  // A stable order (families by name, series by labels) for people and diffs; prometheus-cpp
+  // keeps series in a hash map.
+  std::sort(families.begin(), families.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  for (auto& family : families) {
+    std::sort(family.metric.begin(), family.metric.end(),
+              [](const auto& a, const auto& b) { return a.label < b.label; });
+  }
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace loginflow

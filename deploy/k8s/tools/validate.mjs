@@ -6,6 +6,7 @@
 //   kubectl kustomize DIR | node validate.mjs --rendered - [--expect-autoscaler keda|hpa]
 //                                                          a rendered overlay: schemas + how the
 //                                                          objects fit together
+//        [--expect-namespace NS] [--expect-image IMG] [--expect-replicas N] [--expect-brokers B]
 //   node validate.mjs --k8s DIR --alerts FILE --write-prometheusrule
 //                                                          regenerate base/prometheusrule.yaml
 //
@@ -284,6 +285,14 @@ function checkRendered(docs, where, expectAutoscaler, alertsFile) {
   c(sos.length + hpas.length === 1, "exactly one autoscaler (ScaledObject or HPA; both would fight)",
     `${sos.length} ScaledObject, ${hpas.length} HPA`);
   if (expectAutoscaler) c((expectAutoscaler === "keda" ? sos : hpas).length === 1, `autoscaler is ${expectAutoscaler}`);
+  if (opt("--expect-image")) c(ctr.image === opt("--expect-image"), `image is ${opt("--expect-image")}`, ctr.image);
+  if (opt("--expect-namespace")) c(ns === opt("--expect-namespace"), `namespace is ${opt("--expect-namespace")}`, ns);
+  if (opt("--expect-replicas")) {
+    const want = Number(opt("--expect-replicas"));
+    c(dep.spec.replicas === want, `Deployment replicas ${want}`, dep.spec.replicas);
+    for (const so of sos) c(so.spec.minReplicaCount === want, `ScaledObject minReplicaCount ${want}`, so.spec.minReplicaCount);
+  }
+  if (opt("--expect-brokers")) c(env.LOGINFLOW_BROKERS === opt("--expect-brokers"), "brokers set by the overlay", env.LOGINFLOW_BROKERS);
   for (const so of sos) {
     c(so.spec.scaleTargetRef.name === dep.metadata.name && (so.spec.scaleTargetRef.kind ?? "Deployment") === "Deployment",
       "ScaledObject scales the Deployment");
