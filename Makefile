@@ -7,12 +7,19 @@ CTEST_JOBS ?= 2
 FUZZ_SECONDS ?= 60
 DEMO_ARGS ?=
 
-.PHONY: all deps build demo test test-dev test-asan test-tsan test-fuzz lint bench clean
+.PHONY: all deps test-deps build demo test test-dev test-asan test-tsan test-fuzz lint bench clean
 
 all: build
 
+# What building and running needs (Debian packages, group "build").
 deps:
-	@scripts/install-deps.sh
+	@scripts/install-deps.sh build
+
+# What the tests need besides: third-party peers and tools (Debian packages, group "test"),
+# and the npm validators of the Kubernetes manifests (pinned by their package-lock.json).
+test-deps: deps
+	@scripts/install-deps.sh build,test
+	@scripts/install-npm-tools.sh
 
 build: deps
 	@cmake --preset dev -DLOGINFLOW_WERROR=$${LOGINFLOW_WERROR:-OFF} >/dev/null
@@ -23,31 +30,31 @@ demo: build
 
 # Every test: the dev build (unit, integration, e2e), the sanitizer builds over the unit and
 # integration tests, a bounded fuzz run of the transform.
-test: deps
+test: test-deps
 	@$(MAKE) --no-print-directory test-dev
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory test-tsan
 	@$(MAKE) --no-print-directory test-fuzz
 	@echo "make test: all passed"
 
-test-dev: deps
+test-dev: test-deps
 	cmake --preset dev -DLOGINFLOW_WERROR=ON >/dev/null
 	cmake --build --preset dev -j$(JOBS)
 	ctest --preset dev -j$(CTEST_JOBS)
 
-test-asan: deps
+test-asan: test-deps
 	cmake --preset asan -DLOGINFLOW_WERROR=ON >/dev/null
 	cmake --build --preset asan -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --preset asan -j$(CTEST_JOBS)
 
-test-tsan: deps
+test-tsan: test-deps
 	cmake --preset tsan -DLOGINFLOW_WERROR=ON >/dev/null
 	cmake --build --preset tsan -j$(JOBS)
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/test/tsan.supp" \
 	  ctest --preset tsan -j$(CTEST_JOBS)
 
-test-fuzz: deps
+test-fuzz: test-deps
 	cmake --preset fuzz >/dev/null
 	cmake --build --preset fuzz -j$(JOBS) --target transform_fuzz
 	test/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
