@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
+#include <ctime>
 // Asio's scheduler trips GCC 12's -Wnull-dereference once inlined (a known false positive of
 // that flow-sensitive warning); it is not our code to fix.
 #pragma GCC diagnostic push
@@ -56,6 +59,25 @@ std::string_view requestPath(std::string_view target) {
   return end == std::string_view::npos ? target : target.substr(0, end);
 }
 
+// An IMF-fixdate for the Date header (RFC 9110 §6.6.1: a server with a clock sends one).
+std::string httpDate() {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  // Names spelled out rather than strftime's %a/%b, which follow the process locale.
+  static constexpr std::array<const char*, 7> kDays = {"Sun", "Mon", "Tue", "Wed",
+                                                       "Thu", "Fri", "Sat"};
+  static constexpr std::array<const char*, 12> kMonths = {"Jan", "Feb", "Mar", "Apr",
+                                                          "May", "Jun", "Jul", "Aug",
+                                                          "Sep", "Oct", "Nov", "Dec"};
+  std::array<char, 64> buf{};
+  const int n = std::snprintf(buf.data(), buf.size(), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                              kDays.at(static_cast<std::size_t>(tm.tm_wday)), tm.tm_mday,
+                              kMonths.at(static_cast<std::size_t>(tm.tm_mon)), tm.tm_year + 1900,
+                              tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return std::string(buf.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
+}
+
 std::string renderResponse(int status, std::string_view content_type, std::string_view body,
                            bool include_body, bool keep_alive) {
   const auto reason_view = http::obsolete_reason(static_cast<http::status>(status));
@@ -66,6 +88,8 @@ std::string renderResponse(int status, std::string_view content_type, std::strin
   out += std::to_string(status);
   out += ' ';
   out += reason;
+  out += "\r\nDate: ";
+  out += httpDate();
   out += "\r\nContent-Type: ";
   out += content_type;
   out += "\r\nContent-Length: ";
