@@ -20,7 +20,7 @@ COPY . /src
 RUN cmake --preset release -DLOGINFLOW_BUILD_BENCH=OFF \
     && cmake --build --preset release --parallel "$(nproc)" \
     && cmake --install build/release --prefix /opt/loginflow --strip \
-    && /opt/loginflow/bin/loginflow --help >/dev/null
+    && /opt/loginflow/bin/loginflow --version
 
 # ---- runtime -------------------------------------------------------------------------------
 FROM debian:12-slim AS runtime

@@ -20,7 +20,7 @@ using testing::Child;
 using testing::Record;
 
 struct Fixture {
-  explicit Fixture(int partitions) : partitions(partitions) {
+  explicit Fixture(int n) : partitions(n) {
     broker.createTopic("user-login", partitions);
     broker.createTopic("processed-user-login", partitions);
     broker.createTopic("user-login-dlq", partitions);
