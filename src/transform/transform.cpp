@@ -66,7 +66,7 @@ constexpr std::size_t kInputPadding = 16;
 // so that one allocation counter sees everything (test/unit/transform_alloc_test.cpp).
 class NewDeleteAllocator {
  public:
-  static const bool kNeedFree = true;
+  [[maybe_unused]] static const bool kNeedFree = true;  // RapidJSON allocator concept
   void* Malloc(std::size_t size) { return size == 0 ? nullptr : ::operator new(size); }
   void* Realloc(void* old, std::size_t old_size, std::size_t new_size) {
     if (new_size == 0) {
