@@ -44,6 +44,9 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kCommitInterval{1000};
 constexpr milliseconds kPollTimeout{20};
+// No free slot for this long (the producer is stuck, say): pause the partitions. A shorter
+// shortage is waited out without pausing; see pollOnce().
+constexpr milliseconds kPauseAfter{1000};
 constexpr std::size_t kConsumeBatch = 1024;
 constexpr std::size_t kWorkerBatch = 64;
 constexpr std::int64_t kLivenessMs = 10'000;
@@ -166,6 +169,7 @@ struct Pipeline::Impl {
   OffsetTracker tracker;
   std::deque<rd_kafka_message_t*> stash;  // consumed while no slot was free
   bool paused = false;
+  Clock::time_point slots_full_since{};  // when the last free slot was taken; epoch when one is free
   Clock::time_point next_commit{};
   std::vector<std::uint8_t> touched;  // workers that got records in this round
   std::size_t next_worker = 0;
@@ -403,9 +407,22 @@ void Pipeline::Impl::pollOnce() {
     next_commit = Clock::now() + kCommitInterval;
   }
 
-  // Flow control on free slots, with hysteresis.
-  if (free_slots.empty() && !paused) pauseAll();
-  else if (paused && free_slots.size() >= cfg.queue_capacity / 2) resumeAll();
+  // Flow control on free slots. With none free the poller stops taking records from
+  // librdkafka's queue: they wait there, and librdkafka stops fetching by itself once that queue
+  // holds queued.max.messages.kbytes. Pausing the partitions for every shortage would cost a
+  // second each time: librdkafka (2.0) starts fetching a resumed partition only at its broker
+  // thread's next periodic wake-up, up to 1 s later, which capped a backlog's throughput at
+  // about --queue-capacity records per second. Only a long shortage pauses them (librdkafka
+  // then drops what it prefetched), so that the poller can go on serving group events while it
+  // waits; they are resumed when half the slots are free again.
+  if (free_slots.empty()) {
+    const auto now = Clock::now();
+    if (slots_full_since == Clock::time_point{}) slots_full_since = now;
+    if (!paused && now - slots_full_since >= kPauseAfter) pauseAll();
+  } else {
+    slots_full_since = {};
+    if (paused && free_slots.size() >= cfg.queue_capacity / 2) resumeAll();
+  }
 
   while (!stash.empty() && !free_slots.empty()) {
     rd_kafka_message_t* m = stash.front();
@@ -413,10 +430,18 @@ void Pipeline::Impl::pollOnce() {
     dispatch(m);
   }
 
-  std::size_t want = free_slots.empty() || !stash.empty() ? 1 : std::min(free_slots.size(), kConsumeBatch);
-  // Non-blocking first: returns what is there at once.
-  ssize_t n = rd_kafka_consume_batch_queue(consumer_queue.get(), 0, batch.data(), want);
-  if (n == 0) {
+  // Paused with no free slot: take one at a time (into the stash), to go on serving events.
+  const bool take = !free_slots.empty() || paused;
+  const std::size_t want = free_slots.empty() || !stash.empty() ? 1 : std::min(free_slots.size(), kConsumeBatch);
+  ssize_t n = 0;
+  if (take) {
+    // Non-blocking first: returns what is there at once.
+    n = rd_kafka_consume_batch_queue(consumer_queue.get(), 0, batch.data(), want);
+  } else {
+    // Leave the records in librdkafka's queue; wait a little for acknowledgements.
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  if (take && n == 0) {
     // Nothing there: block for the first record (or an event), then take the rest.
     rd_kafka_message_t* first = rd_kafka_consume_queue(consumer_queue.get(), static_cast<int>(kPollTimeout.count()));
     if (first) {

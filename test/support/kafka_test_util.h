@@ -5,17 +5,23 @@
 // librdkafka's RD_KAFKA_V_* macros expand to C-style casts.
 #pragma GCC diagnostic ignored "-Wold-style-cast"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <cstdint>
 #include <fstream>
 #include <map>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -165,6 +171,18 @@ inline kafka::HandlePtr makeConsumer(const std::string& bootstrap, const std::st
   return kafka::createClient(RD_KAFKA_CONSUMER, kafka::buildConf(base, {}, kafka::Role::kConsumer));
 }
 
+// Low watermarks (first offsets still stored) of every partition of a topic. Above 0 when
+// the embedded broker trimmed a partition (it keeps only about 5 MiB per partition).
+inline std::map<std::int32_t, std::int64_t> beginOffsets(rd_kafka_t* rk, const std::string& topic, int partitions) {
+  std::map<std::int32_t, std::int64_t> out;
+  for (int p = 0; p < partitions; ++p) {
+    int64_t lo = 0, hi = 0;
+    if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, 10'000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+      out[p] = lo;
+  }
+  return out;
+}
+
 // High watermarks (end offsets) of every partition of a topic.
 inline std::map<std::int32_t, std::int64_t> endOffsets(rd_kafka_t* rk, const std::string& topic, int partitions) {
   std::map<std::int32_t, std::int64_t> out;
@@ -248,6 +266,67 @@ inline std::map<std::int32_t, std::int64_t> committedOffsets(const std::string& 
     for (int i = 0; i < list->cnt; ++i) out[list->elems[i].partition] = list->elems[i].offset;
   rd_kafka_consumer_close(c.get());
   return out;
+}
+
+// The HTTP port loginflow reports in its start-up line ("… http 127.0.0.1:PORT"), which is the
+// port it actually bound (useful with --http-port 0); nullopt until that line is logged.
+inline std::optional<std::uint16_t> httpPortFromLog(const std::string& log) {
+  static const std::regex re(R"(starting: [^\n]*, http [^ \n]+:([0-9]+)\n)");
+  std::smatch m;
+  if (!std::regex_search(log, m, re)) return std::nullopt;
+  return static_cast<std::uint16_t>(std::stoul(m[1].str()));
+}
+
+// GET http://127.0.0.1:port/path (HTTP/1.0, the server closes after the response); the status
+// and the body, or nullopt on a connection error or when nothing complete arrives in `timeout`.
+inline std::optional<std::pair<int, std::string>> httpGet(std::uint16_t port, const std::string& path,
+                                                          std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return std::nullopt;
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+      const auto deadline = Clock::now() + timeout;
+      char buf[16384];
+      while (Clock::now() < deadline) {
+        const ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        response.append(buf, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  close(fd);
+  // "HTTP/1.x NNN …\r\n…\r\n\r\nbody"
+  const auto head_end = response.find("\r\n\r\n");
+  if (response.rfind("HTTP/1.", 0) != 0 || response.size() < 12 || head_end == std::string::npos) return std::nullopt;
+  return std::make_pair(std::atoi(response.c_str() + 9), response.substr(head_end + 4));
+}
+
+// The sum of every sample of a metric in Prometheus text exposition (all label sets of the
+// family member `name`, e.g. "loginflow_in_flight_records"); nullopt when there is none.
+inline std::optional<double> metricValue(const std::string& exposition, const std::string& name) {
+  std::optional<double> sum;
+  std::istringstream in(exposition);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() <= name.size() || line.compare(0, name.size(), name) != 0) continue;
+    const char next = line[name.size()];
+    if (next != ' ' && next != '{') continue;
+    const auto sp = line.rfind(' ');
+    if (sp == std::string::npos) continue;
+    sum = sum.value_or(0.0) + std::strtod(line.c_str() + sp + 1, nullptr);
+  }
+  return sum;
 }
 
 // The value without its "processed_at" member (the one field that differs between runs).
