@@ -26,7 +26,7 @@ inline constexpr std::size_t kMaxLabelValues = 100;
 
 class MetricsExporter {
  public:
-  explicit MetricsExporter(std::string version);
+  explicit MetricsExporter(const std::string& version);
   ~MetricsExporter();
   MetricsExporter(const MetricsExporter&) = delete;
   MetricsExporter& operator=(const MetricsExporter&) = delete;

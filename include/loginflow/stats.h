@@ -68,7 +68,7 @@ class ShardHistogram {
 };
 
 // Locales are 2–3 letters A–Z: each maps to a dense index in [1, kLocaleSlots); 0 is "unknown".
-inline constexpr std::size_t kLocaleSlots = 27 * 27 * 27;
+inline constexpr std::size_t kLocaleSlots = std::size_t{27} * 27 * 27;
 std::size_t localeIndex(std::string_view upper_locale) noexcept;  // 0 when not 2–3 letters A–Z
 std::string localeName(std::size_t index);                       // "unknown" for 0
 

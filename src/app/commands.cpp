@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -170,7 +171,7 @@ int genCommand(const std::vector<std::string>& args) {
   GenProducer producer(cfg.brokers, cfg.kafka_properties);
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> sent{0}, bad{0};
-  std::jthread watcher([&](std::stop_token st) {
+  std::jthread watcher([&](const std::stop_token& st) {
     auto last = std::chrono::steady_clock::now();
     while (!st.stop_requested()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -295,7 +296,7 @@ int demoCommand(const std::vector<std::string>& args) {
   }
   auto dev = top(s.by_device_type);
   auto loc = top(s.by_locale);
-  auto ms = [](double v) { return v < 0 ? std::string("n/a") : std::to_string(static_cast<int>(v * 1000 + 0.5)) + " ms"; };
+  auto ms = [](double v) { return v < 0 ? std::string("n/a") : std::to_string(std::lround(v * 1000)) + " ms"; };
   std::printf("%s\nloginflow demo summary\n", tty ? "\r\033[K" : "");
   std::printf("  run time          %.1f s\n", secs);
   std::printf("  generated         %s events (%s malformed)\n", thousands(sent.load()).c_str(), thousands(bad.load()).c_str());

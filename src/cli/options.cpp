@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <system_error>
 
 #include "loginflow/config.h"
 
@@ -271,7 +272,8 @@ std::string_view orderingName(Ordering o) noexcept {
 
 EnvLookup processEnvironment() {
   return [](const std::string& name) -> std::optional<std::string> {
-    const char* v = std::getenv(name.c_str());
+    // Read once, at start-up, before any thread exists; nothing in loginflow calls setenv.
+    const char* v = std::getenv(name.c_str());  // NOLINT(concurrency-mt-unsafe)
     if (!v) return std::nullopt;
     return std::string(v);
   };
@@ -298,7 +300,7 @@ std::vector<KafkaProperty> readPropertiesFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw UsageError("loginflow run: --kafka-config: cannot read " + quoted(path) + ": " +
-                     std::strerror(errno));
+                     std::generic_category().message(errno));
   }
   std::vector<KafkaProperty> out;
   std::string line, logical;

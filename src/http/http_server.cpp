@@ -33,12 +33,12 @@ namespace {
 
 // A GET or HEAD carries no meaningful body; one is read (so that keep-alive stays in step)
 // up to this size, and a larger one is answered with 413.
-constexpr std::size_t kMaxBodyBytes = 64 * 1024;
+constexpr std::size_t kMaxBodyBytes = std::size_t{64} * 1024;
 // How long, at most, a connection closed after an error response keeps draining what the
 // client still sends, so that closing does not reset the connection before the client has
 // read the response.
 constexpr std::chrono::milliseconds kMaxLinger{2000};
-constexpr std::size_t kMaxLingerBytes = 1024 * 1024;
+constexpr std::size_t kMaxLingerBytes = std::size_t{1024} * 1024;
 // Back-off after an accept error such as EMFILE, so that the loop does not spin.
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
 

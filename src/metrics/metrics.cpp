@@ -325,7 +325,7 @@ std::string MetricsExporter::Impl::errorLabel(int code) const {
   return std::to_string(code);
 }
 
-MetricsExporter::MetricsExporter(std::string version)
+MetricsExporter::MetricsExporter(const std::string& version)
     : impl_(std::make_unique<Impl>(version)) {
   if (auto sample = metrics_detail::readProcessSample()) {
     impl_->process_start_time.Set(sample->start_time_seconds);

@@ -121,7 +121,9 @@ void neutraliseNumbers(char* buf, std::size_t len) noexcept {
       const bool integer = parts.frac_digits.empty() && !parts.has_exponent;
       if (!integer) {
         if (token.size() == 3) {
-          std::memcpy(buf + i, "0e0", 3);
+          buf[i] = '0';
+          buf[i + 1] = 'e';
+          buf[i + 2] = '0';
         } else {
           buf[i] = '0';
           buf[i + 1] = '.';

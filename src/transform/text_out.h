@@ -116,7 +116,7 @@ inline constexpr char kTwoDigits[] =
     "8081828384858687888990919293949596979899";
 
 inline char* write2(char* out, unsigned v) noexcept {
-  std::memcpy(out, kTwoDigits + 2 * v, 2);
+  std::memcpy(out, kTwoDigits + std::size_t{2} * v, 2);
   return out + 2;
 }
 
