@@ -6,6 +6,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "loginflow/app.h"
@@ -135,7 +136,16 @@ int runCommand(const std::vector<std::string>& args) {
   spdlog::info("loginflow {} starting: brokers {}, group {}, {} → {} (dead letters → {}), http {}:{}", LOGINFLOW_VERSION,
                cfg.brokers, cfg.group_id, cfg.input_topic, cfg.output_topic, cfg.dlq_topic, cfg.http_address,
                service.httpPort());
-  return service.run();
+  const int code = service.run();
+  if (code != 0) {
+    // An incomplete stop (brokers gone, say): destroying the Kafka clients would wait for the
+    // brokers again, without a time limit, past --shutdown-timeout. What was not committed is
+    // processed again on restart, so exit now without running the destructors.
+    spdlog::default_logger()->flush();
+    std::fflush(nullptr);
+    std::_Exit(code);
+  }
+  return code;
 }
 
 }  // namespace loginflow

@@ -115,7 +115,9 @@ struct Pipeline::Impl {
   void pollOnce();
   void dispatch(rd_kafka_message_t* m);
   void drainAcks();
-  void maybeCommit(bool sync);
+  // Commits what the tracker says may be committed: asynchronously (sync == false), or
+  // synchronously with up to 3 attempts that all end by `deadline` (revoke, stop).
+  void maybeCommit(bool sync, Clock::time_point deadline = {});
   void pauseAll();
   void resumeAll();
   void onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
@@ -347,6 +349,12 @@ Pipeline::Impl::~Impl() {
     if (r.headers) rd_kafka_headers_destroy(r.headers);
   for (auto& r : incoming_retries)
     if (r.headers) rd_kafka_headers_destroy(r.headers);
+  // A consumer whose close ran out of time (brokers gone) must not be closed again by
+  // rd_kafka_destroy(), which would wait for the group coordinator without a time limit.
+  if (consumer && !rd_kafka_consumer_closed(consumer.get())) {
+    consumer_queue.reset();
+    rd_kafka_destroy_flags(consumer.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  }
 }
 
 void Pipeline::Impl::connect() {
@@ -531,23 +539,39 @@ void Pipeline::Impl::drainAcks() {
   }
 }
 
-void Pipeline::Impl::maybeCommit(bool sync) {
+void Pipeline::Impl::maybeCommit(bool sync, Clock::time_point deadline) {
   auto pending = tracker.pendingCommits();
   if (pending.empty()) return;
   kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(pending.size())));
   for (const auto& [p, off] : pending)
     rd_kafka_topic_partition_list_add(list.get(), cfg.input_topic.c_str(), p)->offset = off;
-  if (sync) {
-    // A NULL queue makes the commit synchronous, with commitCb served in this call.
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      rd_kafka_resp_err_t err = rd_kafka_commit_queue(consumer.get(), list.get(), nullptr, commitCb, this);
-      if (!err) return;
-      spdlog::warn("synchronous offset commit failed ({}), attempt {} of 3", rd_kafka_err2str(err), attempt + 1);
-      if (stopping.load() && Clock::now() > stopDeadline()) return;
-      std::this_thread::sleep_for(milliseconds(200));
-    }
-  } else {
+  if (!sync) {
     rd_kafka_commit_queue(consumer.get(), list.get(), consumer_queue.get(), commitCb, this);
+    return;
+  }
+  // Not rd_kafka_commit_queue(…, NULL queue, …): that waits for the coordinator with no time
+  // limit, so a stop with the brokers gone would hang past --shutdown-timeout. The result is
+  // taken as an event from a queue of our own, polled until the deadline.
+  for (int attempt = 1; attempt <= 3 && Clock::now() < deadline; ++attempt) {
+    kafka::QueuePtr q(rd_kafka_queue_new(consumer.get()));
+    rd_kafka_resp_err_t err = rd_kafka_commit_queue(consumer.get(), list.get(), q.get(), nullptr, this);
+    bool answered = false;
+    while (!err && !answered && Clock::now() < deadline) {
+      touchPoller();
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+      rd_kafka_event_t* ev = rd_kafka_queue_poll(q.get(), static_cast<int>(std::clamp<std::int64_t>(left, 1, 100)));
+      if (!ev) continue;
+      if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+        answered = true;
+        err = rd_kafka_event_error(ev);
+        commitCb(consumer.get(), err, rd_kafka_event_topic_partition_list(ev), this);
+      }
+      rd_kafka_event_destroy(ev);
+    }
+    if (answered && (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET)) return;
+    spdlog::warn("synchronous offset commit {} (attempt {} of 3)",
+                 answered || err ? std::string("failed: ") + rd_kafka_err2str(err) : std::string("timed out"), attempt);
+    if (attempt < 3 && Clock::now() + milliseconds(200) < deadline) std::this_thread::sleep_for(milliseconds(200));
   }
 }
 
@@ -626,7 +650,11 @@ void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
     auto deadline = Clock::now() + bound;
     if (stopping.load() && stopDeadline() < deadline) deadline = stopDeadline();
     waitForPartitions(ids, deadline);
-    maybeCommit(true);
+    // The commit gets its own budget (the drain may have used all of its own), but never
+    // beyond the stop's deadline.
+    auto commit_deadline = Clock::now() + milliseconds(10'000);
+    if (stopping.load()) commit_deadline = std::min(commit_deadline, std::max(stopDeadline(), Clock::now() + milliseconds(250)));
+    maybeCommit(true, commit_deadline);
     std::size_t left = 0;
     for (auto p : ids) left += tracker.inFlight(p);
     if (left > 0) spdlog::warn("revoking [{}] with {} records not yet acknowledged; they will be processed again by the next owner", text, left);
@@ -702,7 +730,7 @@ void Pipeline::Impl::shutdown() {
   }
   drainAcks();
   const std::size_t left = tracker.inFlight();
-  maybeCommit(true);
+  maybeCommit(true, std::max(stop_deadline - reserve / 2, Clock::now() + milliseconds(250)));
   const bool clean = left == 0 && tracker.pendingCommits().empty() && !fatal.load();
   if (!clean) {
     abandon.store(true);
@@ -711,9 +739,9 @@ void Pipeline::Impl::shutdown() {
       detail += " partition " + std::to_string(p) + ": " + std::to_string(tracker.inFlight(p)) +
                 " in flight, committed " + std::to_string(tracker.committed(p)) + ";";
     }
-    spdlog::error("stop incomplete: {} records not acknowledged when the shutdown timeout passed; they will be "
+    spdlog::error("stop incomplete: {} records not acknowledged{} when the shutdown timeout passed; they will be "
                   "processed again on restart.{}",
-                  left, detail);
+                  left, tracker.pendingCommits().empty() ? "" : " and offsets not committed", detail);
     exit_code = 1;
   }
 
