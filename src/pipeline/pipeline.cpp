@@ -609,6 +609,7 @@ void Pipeline::Impl::waitForPartitions(const std::vector<std::int32_t>& parts, C
 
 void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
   std::vector<std::int32_t> ids;
+  ids.reserve(static_cast<std::size_t>(parts->cnt));
   for (int i = 0; i < parts->cnt; ++i) ids.push_back(parts->elems[i].partition);
   std::string text;
   for (auto p : ids) text += (text.empty() ? "" : ",") + std::to_string(p);
