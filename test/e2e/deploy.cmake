@@ -4,7 +4,6 @@
 # kubectl with its built-in kustomize (on the machine image; deploy.k8s.kustomize is skipped
 # without it); the npm validators in deploy/k8s/tools (scripts/install-npm-tools.sh).
 set(LOGINFLOW_DEPLOY_TESTS ${CMAKE_CURRENT_SOURCE_DIR}/deploy)
-set(LOGINFLOW_SYSTEM_PYTHON /usr/bin/python3)
 
 # 1. docker-compose.yml: Debian's docker-compose v1 accepts it, and the services fit together.
 add_test(NAME e2e.deploy.compose

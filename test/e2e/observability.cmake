@@ -2,9 +2,6 @@
 # that processes a known backlog; its query API must return every SPEC metric with the true
 # values, agreeing with a direct scrape, /insights and `promtool check metrics`.
 set(LOGINFLOW_OBSERVABILITY_TESTS ${CMAKE_CURRENT_SOURCE_DIR}/observability)
-if(NOT DEFINED LOGINFLOW_SYSTEM_PYTHON)
-  set(LOGINFLOW_SYSTEM_PYTHON /usr/bin/python3)
-endif()
 add_test(NAME e2e.observability.prometheus_values
   COMMAND ${LOGINFLOW_SYSTEM_PYTHON} ${LOGINFLOW_OBSERVABILITY_TESTS}/prometheus_values.py
           --loginflow $<TARGET_FILE:loginflow> --events 5000 --deadline 100)

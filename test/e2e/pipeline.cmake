@@ -4,9 +4,6 @@
 # dead letters (reason headers, value byte for byte), graceful stop (SIGTERM -> exit 0) and the
 # group's committed offsets checked. Tools: kcat, python3-kafka (scripts/packages.txt, group test).
 set(LOGINFLOW_PIPELINE_TESTS ${CMAKE_CURRENT_SOURCE_DIR}/pipeline)
-if(NOT DEFINED LOGINFLOW_SYSTEM_PYTHON)
-  set(LOGINFLOW_SYSTEM_PYTHON /usr/bin/python3)
-endif()
 
 # 2,000 valid events + malformed ones of every dead-letter kind (but too_large) by kafka-python,
 # 500 valid + 4 malformed by kcat; about 5-10 s when it passes, --deadline bounds the wait for
