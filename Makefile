@@ -32,6 +32,7 @@ demo: build
 # integration tests, a bounded fuzz run of the transform.
 test: test-deps
 	@$(MAKE) --no-print-directory test-dev
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory test-tsan
 	@$(MAKE) --no-print-directory test-fuzz
@@ -72,8 +73,14 @@ lint: test-deps
 	  || { grep -E 'error:|warning:' build/clang-tidy.log | sort -u; echo "lint: clang-tidy found problems (build/clang-tidy.log)"; exit 1; }
 	@echo "lint: clang-tidy clean on src/"
 
-bench: build
-	@echo "see bench/README.md"
+# The benchmark harness (bench/README.md, docs/BENCHMARKS.md): loginflow, a passthrough
+# program and the Python consumer it replaces, side by side on the embedded broker.
+# BENCH_ARGS go to bench/run_bench.py (--quick for a smoke run); BENCH_JOBS builds in parallel.
+bench: deps
+	@scripts/install-deps.sh build,test
+	cmake --preset release -DLOGINFLOW_BUILD_BENCH=ON >/dev/null
+	cmake --build --preset release -j$(or $(BENCH_JOBS),1)
+	/usr/bin/python3 bench/run_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build
