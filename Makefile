@@ -51,7 +51,7 @@ test-asan: test-deps
 
 test-tsan: test-deps
 	cmake --preset tsan -DLOGINFLOW_WERROR=ON >/dev/null
-	cmake --build --preset tsan -j$(JOBS)
+	cmake --build --preset tsan -j$(JOBS) --target concurrency_tests
 	LD_PRELOAD=$(CURDIR)/build/tsan/libc11threads_shim.so \
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/test/tsan.supp" \
 	  ctest --preset tsan -j$(CTEST_JOBS)
