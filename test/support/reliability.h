@@ -8,7 +8,9 @@
 //    (uniqueEvents), so the key names exactly one input. Its content (without processed_at)
 //    must equal the transform of that input.
 // lost       = inputs with neither an output nor a dead letter;
-// duplicated = results beyond the first for one input (outputs and dead letters together).
+// duplicated = results beyond the first for one input (outputs and dead letters together),
+//              split into reprocessed (the input processed again) and replayed (one produced
+//              record stored twice by the broker; see Audit).
 #pragma once
 
 // librdkafka's RD_KAFKA_V_* macros expand to C-style casts.
@@ -278,9 +280,76 @@ inline long rssKiB(pid_t pid) {
 
 using SourceId = std::pair<std::int32_t, std::int64_t>;  // (partition, offset) of an input
 
-// Everything in the three topics at one moment.
+// Kafka timestamps of records, by (partition, offset).
+using Timestamps = std::map<std::pair<std::int32_t, std::int64_t>, std::int64_t>;
+
+// Like readAll (kafka_test_util.h), and also each record's Kafka timestamp (the producer's
+// CreateTime: set by librdkafka when the record was handed to it, kept across its retries).
+inline std::vector<Record> readAllTimed(const std::string& bootstrap, const std::string& topic, int partitions,
+                                        Timestamps& timestamps) {
+  auto c = makeConsumer(bootstrap, "reader-" + std::to_string(getpid()));
+  auto ends = endOffsets(c.get(), topic, partitions);
+  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(partitions));
+  std::map<std::int32_t, bool> done;
+  int remaining = 0;
+  for (int p = 0; p < partitions; ++p) {
+    if (ends[p] > 0) {
+      rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+      ++remaining;
+    }
+  }
+  std::vector<Record> out;
+  if (remaining == 0) return out;
+  rd_kafka_assign(c.get(), list.get());
+  auto finished = [&](std::int32_t p) {
+    if (!done[p]) {
+      done[p] = true;
+      --remaining;
+    }
+  };
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (remaining > 0 && Clock::now() < deadline) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(c.get(), 200);
+    if (!m) continue;
+    kafka::MessagePtr guard(m);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (m->offset >= ends[m->partition]) finished(m->partition);
+      continue;
+    }
+    if (m->err) continue;
+    if (m->offset >= ends[m->partition]) {  // written after the end offsets were taken
+      finished(m->partition);
+      continue;
+    }
+    Record r;
+    r.partition = m->partition;
+    r.offset = m->offset;
+    r.key_null = m->key == nullptr;
+    if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
+    r.value_null = m->payload == nullptr;
+    if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* name;
+      const void* val;
+      size_t size;
+      for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
+        r.headers[name] = val ? std::string(static_cast<const char*>(val), size) : std::string();
+    }
+    rd_kafka_timestamp_type_t type;
+    timestamps[{m->partition, m->offset}] = rd_kafka_message_timestamp(m, &type);
+    out.push_back(std::move(r));
+    if (m->offset + 1 >= ends[m->partition]) finished(m->partition);
+  }
+  rd_kafka_consumer_close(c.get());
+  if (remaining > 0) throw std::runtime_error("reading " + topic + " timed out");
+  return out;
+}
+
+// Everything in the three topics at one moment (and the results' Kafka timestamps).
 struct Snapshot {
   std::vector<Record> inputs, outputs, dead_letters;
+  Timestamps output_ts, dlq_ts;
 };
 
 inline Snapshot takeSnapshot(const std::string& bootstrap, int partitions, const std::string& input = "user-login",
@@ -288,8 +357,8 @@ inline Snapshot takeSnapshot(const std::string& bootstrap, int partitions, const
                              const std::string& dlq = "user-login-dlq") {
   Snapshot s;
   s.inputs = readAll(bootstrap, input, partitions);
-  s.outputs = readAll(bootstrap, output, partitions);
-  s.dead_letters = readAll(bootstrap, dlq, partitions);
+  s.outputs = readAllTimed(bootstrap, output, partitions, s.output_ts);
+  s.dead_letters = readAllTimed(bootstrap, dlq, partitions, s.dlq_ts);
   return s;
 }
 
@@ -298,7 +367,15 @@ struct Audit {
   std::size_t outputs = 0;       // output records
   std::size_t dead_letters = 0;  // dead-letter records
   std::size_t lost = 0;          // inputs with neither an output nor a dead letter
-  std::size_t duplicated = 0;    // results beyond the first for one input
+  std::size_t duplicated = 0;    // results beyond the first for one input (= reprocessed + replayed)
+  // Of the duplicates: `replayed` are byte-identical copies of one produced record (same value,
+  // headers and producer timestamp — including processed_at for an output): one produce call
+  // stored twice, i.e. the producer resent a request whose answer it never got and the broker
+  // did not deduplicate it. A real broker does, for an idempotent producer (loginflow's); the
+  // embedded broker of librdkafka 2.0.2 does not. `reprocessed` are results of a second
+  // processing of the input (a new processed_at, a new timestamp): loginflow consumed it again.
+  std::size_t reprocessed = 0;
+  std::size_t replayed = 0;
   std::size_t wrong = 0;         // results whose kind, content or reason differs from the transform of the input
   std::size_t unmatched = 0;     // results that name no input
   std::size_t ambiguous = 0;     // inputs whose expected output key is not unique (audit cannot tell them apart)
@@ -316,7 +393,8 @@ struct Audit {
   std::string describe() const {
     std::ostringstream o;
     o << "events " << events << ", outputs " << outputs << ", dead letters " << dead_letters << ", lost " << lost
-      << ", duplicated " << duplicated << ", wrong " << wrong << ", unmatched " << unmatched << ", ambiguous "
+      << ", duplicated " << duplicated << " (reprocessed " << reprocessed << ", replayed " << replayed << "), wrong "
+      << wrong << ", unmatched " << unmatched << ", ambiguous "
       << ambiguous << ", committed == end offsets: " << (committed_ok ? "yes" : "no");
     for (const auto& s : samples) o << "\n  " << s;
     return o.str();
@@ -344,6 +422,18 @@ inline Audit computeAudit(const Snapshot& s, const std::map<std::int32_t, std::i
     const Record* in = nullptr;
   };
   std::map<SourceId, Expected> expected;
+  std::map<SourceId, std::vector<std::string>> where;  // results of each input (topic partition/offset)
+  std::map<SourceId, std::vector<std::string>> copies;  // results of each input: everything that was produced
+  auto identity = [](const Record& r, std::int64_t ts) {
+    std::string k = std::to_string(ts) + '\x1f' + (r.key_null ? std::string("\x1e") : r.key) + '\x1f' +
+                    (r.value_null ? std::string("\x1e") : r.value);
+    for (const auto& [n, v] : r.headers) k += '\x1f' + n + '=' + v;
+    return k;
+  };
+  auto tsOf = [](const Timestamps& ts, const Record& r) {
+    auto it = ts.find({r.partition, r.offset});
+    return it == ts.end() ? std::int64_t{-1} : it->second;
+  };
   std::map<std::string, SourceId> by_key;
   std::set<std::string> dup_keys;
   Transformer t;
@@ -379,6 +469,8 @@ inline Audit computeAudit(const Snapshot& s, const std::map<std::int32_t, std::i
       continue;
     }
     ++a.count[it->second];
+    where[it->second].push_back("out " + std::to_string(o.partition) + "/" + std::to_string(o.offset));
+    copies[it->second].push_back("out" + identity(o, tsOf(s.output_ts, o)));
     const Expected& e = expected[it->second];
     if (withoutProcessedAt(o.value) != e.value) {
       ++a.wrong;
@@ -403,6 +495,8 @@ inline Audit computeAudit(const Snapshot& s, const std::map<std::int32_t, std::i
       continue;
     }
     ++a.count[id];
+    where[id].push_back("dlq " + std::to_string(d.partition) + "/" + std::to_string(d.offset));
+    copies[id].push_back("dlq" + identity(d, tsOf(s.dlq_ts, d)));
     const Expected& e = it->second;
     const std::string reason = d.headers.count("error.reason") ? d.headers.at("error.reason") : "";
     ++a.reasons[reason];
@@ -431,6 +525,12 @@ inline Audit computeAudit(const Snapshot& s, const std::map<std::int32_t, std::i
       note("lost: " + std::to_string(id.first) + "/" + std::to_string(id.second));
     } else if (n > 1) {
       a.duplicated += n - 1;
+      const std::set<std::string> distinct(copies[id].begin(), copies[id].end());
+      a.reprocessed += distinct.size() - 1;
+      a.replayed += n - distinct.size();
+      std::string at;
+      for (const auto& w : where[id]) at += " " + w;
+      note("duplicate: input " + std::to_string(id.first) + "/" + std::to_string(id.second) + " →" + at);
     }
   }
   if (!ends.empty()) {
@@ -469,7 +569,10 @@ inline void reportReliability(const std::string& fault, const std::string& load,
                               long long recovery_ms, const std::string& notes) {
   std::ostringstream o;
   o << "RELIABILITY|" << fault << "|" << load << "|" << a.events << "|" << a.lost << "|" << a.duplicated << "|"
-    << recovery_ms << "|" << notes << "\n";
+    << recovery_ms << "|" << notes;
+  if (a.duplicated > 0)
+    o << "; duplicates: " << a.reprocessed << " reprocessed, " << a.replayed << " replayed";
+  o << "\n";
   std::cout << o.str() << std::flush;
 }
 

@@ -1,0 +1,901 @@
+// Reliability under faults, proven end to end: the real loginflow binary against the embedded
+// broker (librdkafka's mock cluster, 3 brokers, in this process), with faults injected through
+// the mock's API while a paced producer keeps feeding the input. Every test ends with the same
+// audit (support/reliability.h): every input has an output or a dead letter (lost == 0),
+// nothing processed twice unless the fault is a crash or takes the partitions away (then only
+// uncommitted inputs, within the in-flight bound), every result is the transform of its input,
+// and the group's committed offsets equal the input's end offsets. (A record stored twice by the
+// embedded broker after a disconnect — a producer retry that a real broker deduplicates — is
+// told apart and tolerated only in the tests that disconnect the producer: Audit::replayed.)
+// Each test prints one line `RELIABILITY|fault|load|events|lost|duplicated|recovery_ms|notes`
+// that scripts/reliability-report.sh turns into docs/RELIABILITY.md.
+//
+// Layout of the cluster, so that a fault hits loginflow and not the test's own clients:
+//   broker 1 leads every input partition, broker 2 every output, dead-letter and insights
+//   partition, broker 3 is the group coordinator.
+// Synchronisation is always on a condition (results written, committed offsets, error stack
+// drained), never on a fixed sleep. The only timed waits are fault durations ("down for 5 s").
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "loginflow/mock_broker.h"
+#include "support/kafka_test_util.h"
+#include "support/reliability.h"
+
+namespace loginflow {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Child;
+using testing::Clock;
+using testing::SourceId;
+
+constexpr std::int32_t kBrokerIn = 1, kBrokerOut = 2, kBrokerCoord = 3;
+// Kafka protocol ApiKeys (rdkafka_protocol.h is not a public header).
+constexpr std::int16_t kProduce = 0, kFetch = 1, kOffsetCommit = 8, kJoinGroup = 11, kHeartbeat = 12,
+                       kSyncGroup = 14;
+const std::string kIn = "user-login", kOut = "processed-user-login", kDlq = "user-login-dlq";
+
+long long msSince(Clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+}
+
+std::string tail(const std::string& s, std::size_t n = 6000) { return s.size() > n ? s.substr(s.size() - n) : s; }
+
+struct Cluster {
+  Cluster(int n, std::string g) : broker(3), partitions(n), group(std::move(g)) {
+    for (const auto& t : {kIn, kOut, kDlq}) broker.createTopic(t, partitions, 3);
+    broker.createTopic("login-insights", 1, 3);
+    // The mock serves its control calls on its own thread and sometimes answers one only at its
+    // next 1 s poll; issued from parallel threads they are served together.
+    std::vector<std::jthread> calls;
+    for (int p = 0; p < partitions; ++p) {
+      calls.emplace_back([this, p] { rd_kafka_mock_partition_set_leader(broker.cluster(), kIn.c_str(), p, kBrokerIn); });
+      calls.emplace_back([this, p] { rd_kafka_mock_partition_set_leader(broker.cluster(), kOut.c_str(), p, kBrokerOut); });
+      calls.emplace_back([this, p] { rd_kafka_mock_partition_set_leader(broker.cluster(), kDlq.c_str(), p, kBrokerOut); });
+    }
+    calls.emplace_back([this] { rd_kafka_mock_partition_set_leader(broker.cluster(), "login-insights", 0, kBrokerOut); });
+    calls.emplace_back([this] { rd_kafka_mock_coordinator_set(broker.cluster(), "group", group.c_str(), kBrokerCoord); });
+  }
+  std::vector<std::string> args(const std::vector<std::string>& extra = {}) const {
+    std::vector<std::string> a = {LOGINFLOW_BINARY, "run", "--brokers", broker.bootstrap(), "--group-id", group,
+                                  "--http-port", "0", "--http-address", "127.0.0.1", "--workers", "2",
+                                  "--shutdown-timeout", "20s", "-X", "consumer.session.timeout.ms=6000", "-X",
+                                  "consumer.heartbeat.interval.ms=500"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  const std::string& bootstrap() const { return broker.bootstrap(); }
+  rd_kafka_mock_cluster_t* mock() const { return broker.cluster(); }
+
+  // Moves the leadership of every partition of `topic` to `broker_id` (parallel calls, see above).
+  void moveLeaders(const std::string& topic, std::int32_t broker_id) {
+    std::vector<std::jthread> calls;
+    for (int p = 0; p < partitions; ++p)
+      calls.emplace_back(
+          [this, &topic, p, broker_id] { rd_kafka_mock_partition_set_leader(mock(), topic.c_str(), p, broker_id); });
+  }
+
+  MockBroker broker;
+  int partitions;
+  std::string group;
+};
+
+// loginflow `run` as a child process, restartable; every start gets its own log file.
+class Service {
+ public:
+  Service(const Cluster& c, std::string name, std::vector<std::string> extra = {})
+      : cluster_(c), name_(std::move(name)), extra_(std::move(extra)) {}
+  Child& start() {
+    const std::string log = testing::tempPath(name_ + "-" + std::to_string(++starts_) + ".log");
+    child_ = std::make_unique<Child>(cluster_.args(extra_), log);
+    std::lock_guard lock(mu_);
+    logs_.push_back(log);
+    return *child_;
+  }
+  // The current process's log file (any thread).
+  std::string currentLog() const {
+    std::lock_guard lock(mu_);
+    return logs_.empty() ? std::string() : logs_.back();
+  }
+  Child& child() { return *child_; }
+  int starts() const { return starts_; }
+  // The last part of every log so far, for failure messages.
+  std::string logs() const {
+    std::string out;
+    std::lock_guard lock(mu_);
+    for (const auto& l : logs_) {
+      std::ifstream in(l);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      out += "---- " + l + "\n" + tail(ss.str(), 3000);
+    }
+    return out;
+  }
+  // SIGTERM; the exit status and how long the stop took (nullopt: not within `timeout`).
+  std::pair<std::optional<int>, long long> stop(std::chrono::milliseconds timeout) {
+    const auto t0 = Clock::now();
+    child_->signal(SIGTERM);
+    auto st = child_->wait(timeout);
+    return {st, msSince(t0)};
+  }
+
+ private:
+  const Cluster& cluster_;
+  std::string name_;
+  std::vector<std::string> extra_;
+  std::unique_ptr<Child> child_;
+  mutable std::mutex mu_;  // guards logs_
+  std::vector<std::string> logs_;
+  int starts_ = 0;
+};
+
+// Pushes `errors` (in order, each answering one request of `api_key`) on one broker's stack.
+void pushErrors(const Cluster& c, std::int32_t broker, std::int16_t api_key, const std::vector<rd_kafka_resp_err_t>& errors,
+                int rtt_ms = 0) {
+  for (auto e : errors) {
+    ASSERT_EQ(rd_kafka_mock_broker_push_request_error_rtts(c.mock(), broker, api_key, 1, e, rtt_ms),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+}
+
+std::size_t stackLeft(const Cluster& c, std::int32_t broker, std::int16_t api_key) {
+  std::size_t n = 0;
+  rd_kafka_mock_broker_error_stack_cnt(c.mock(), broker, api_key, &n);
+  return n;
+}
+
+std::vector<rd_kafka_resp_err_t> cycle(const std::vector<rd_kafka_resp_err_t>& kinds, std::size_t n) {
+  std::vector<rd_kafka_resp_err_t> out;
+  for (std::size_t i = 0; i < n; ++i) out.push_back(kinds[i % kinds.size()]);
+  return out;
+}
+
+std::string load(std::size_t events, double rate, int partitions, double bad = 0.03) {
+  std::ostringstream o;
+  o << events << " events @ " << rate << "/s, " << partitions << " partitions, " << bad * 100 << "% malformed";
+  return o.str();
+}
+
+// The end of a run: the producer done, everything committed, SIGTERM → exit 0, then the audit.
+struct Finish {
+  testing::Audit audit;
+  testing::Snapshot snapshot;  // the three topics at the end
+  long long drain_ms = -1;  // last input produced → everything committed
+  long long stop_ms = -1;
+  int exit_status = -1;
+};
+
+Finish finish(Cluster& c, Service& svc, testing::PacedProducer& prod, testing::Probe& probe, std::size_t events) {
+  Finish f;
+  prod.join();
+  EXPECT_EQ(prod.acked(), prod.size()) << "the test's producer failed: " << prod.error();
+  auto ends = probe.ends(kIn, c.partitions, 30'000);
+  EXPECT_TRUE(probe.fresh()) << "the input's end offsets are unknown";
+  EXPECT_EQ(testing::total(ends), static_cast<std::int64_t>(events));
+  f.drain_ms = testing::waitCaughtUp(probe, kIn, ends, 60s);
+  EXPECT_GE(f.drain_ms, 0) << "not everything committed within 60 s\n" << svc.logs();
+  auto [st, ms] = svc.stop(25s);
+  f.stop_ms = ms;
+  f.exit_status = st.value_or(-1);
+  EXPECT_TRUE(st.has_value()) << "no exit within 25 s of SIGTERM\n" << svc.logs();
+  auto in_ends = probe.ends(kIn, c.partitions, 30'000);
+  EXPECT_TRUE(probe.fresh()) << "the input's end offsets are unknown";
+  auto committed = testing::committedOffsets(c.bootstrap(), c.group, kIn, c.partitions);
+  f.snapshot = testing::takeSnapshot(c.bootstrap(), c.partitions);
+  f.audit = testing::computeAudit(f.snapshot, committed, in_ends);
+  return f;
+}
+
+// Outputs/dead letters beyond the per-partition end offsets `ends` are dropped (what was
+// written after a snapshot point).
+void keepUpTo(std::vector<testing::Record>& records, const std::map<std::int32_t, std::int64_t>& ends) {
+  std::erase_if(records, [&](const testing::Record& r) {
+    auto it = ends.find(r.partition);
+    return it == ends.end() || r.offset >= it->second;
+  });
+}
+
+// One fault test's moving parts: the cluster, the events, the paced producer, loginflow.
+struct Scenario {
+  Scenario(const std::string& name, int partitions, std::size_t n, double rate_per_s, double bad, std::uint64_t seed,
+           std::vector<std::string> extra = {}, bool too_large = true)
+      : c(partitions, "faults-" + name),
+        events(testing::uniqueEvents(n, bad, seed, too_large)),
+        probe(c.bootstrap(), c.group),
+        svc(c, name, std::move(extra)),
+        rate(rate_per_s),
+        bad_fraction(bad) {}
+
+  // Starts the producer (events[0, first_batch), default all) and loginflow.
+  void start(std::size_t first_batch = 0) {
+    prod = std::make_unique<testing::PacedProducer>(c.bootstrap(), kIn, events, 0,
+                                                   first_batch ? first_batch : events.size(), rate);
+    svc.start();
+  }
+  std::size_t n() const { return events.size(); }
+  std::int64_t results() { return probe.results(c.partitions); }
+  // Waits until outputs + dead letters reach `fraction` of the events.
+  ::testing::AssertionResult waitResults(double fraction, std::chrono::milliseconds timeout = 90s) {
+    const auto want = static_cast<std::int64_t>(fraction * static_cast<double>(n()));
+    if (testing::waitFor([&] { return results() >= want; }, timeout, 20ms)) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "results " << results() << " < " << want << " after "
+                                         << timeout.count() << " ms\n"
+                                         << svc.logs();
+  }
+  // Restarts loginflow if it exited on its own (a runtime fault: exit 1); records the status.
+  void keepAlive() {
+    if (!svc.child().running()) {
+      exits.push_back(svc.child().wait(0ms).value_or(-1));
+      svc.start();
+    }
+  }
+  // Milliseconds from now (the fault's end) until every event produced so far has been
+  // processed and committed: the test's producer has had what it sent acknowledged (it may have
+  // been held up by the fault too), and the committed offsets reach the input's end offsets.
+  // Restarts loginflow if it exits meanwhile; -1 after `timeout`.
+  long long recover(std::chrono::milliseconds timeout = 60s) {
+    const auto t0 = Clock::now();
+    if (prod) {
+      const std::size_t sent = prod->sent();
+      EXPECT_TRUE(testing::waitFor([&] { return prod->acked() + prod->failed() >= sent; }, timeout))
+          << "the test's producer is stuck";
+    }
+    const auto target = probe.ends(kIn, c.partitions, 30'000);
+    EXPECT_TRUE(probe.fresh()) << "the input's end offsets are unknown";
+    if (!testing::waitFor(
+            [&] {
+              keepAlive();
+              return probe.caughtUp(kIn, target);
+            },
+            timeout, 50ms))
+      return -1;
+    return msSince(t0);
+  }
+  std::string loadText() const { return load(n(), rate, c.partitions, bad_fraction); }
+  std::string exitsText() const {
+    if (exits.empty()) return "no exit during the fault";
+    std::string s = "exited on its own " + std::to_string(exits.size()) + "x (status";
+    for (int e : exits) s += " " + std::to_string(e);
+    return s + "), restarted";
+  }
+
+  Cluster c;
+  std::vector<GeneratedEvent> events;
+  testing::Probe probe;
+  Service svc;
+  double rate;
+  double bad_fraction;
+  std::unique_ptr<testing::PacedProducer> prod;
+  std::vector<int> exits;  // statuses of exits loginflow took on its own
+
+  // Assignment losses ("partitions lost" in loginflow's log: the group took the partitions away
+  // without a revoke, so nothing could be committed). For each: the committed offsets, taken as
+  // soon as the loss is logged (they cannot move until the partitions are assigned again: the
+  // old generation's commits are refused), and the end offsets of the results, taken when the
+  // partitions are assigned again (what the in-flight records of the lost partitions produced
+  // meanwhile is in). Watched by a thread from watchLosses() until the Scenario ends.
+  struct Loss {
+    std::map<std::int32_t, std::int64_t> committed, out_ends, dlq_ends;
+  };
+  void watchLosses() {
+    watcher_ = std::jthread([this](std::stop_token stop) {
+      testing::Probe own(c.bootstrap(), c.group);
+      std::string path;
+      std::size_t lost_seen = 0, assigned_at_loss = 0;
+      bool pending = false;
+      Loss loss;
+      while (!stop.stop_requested()) {
+        const std::string current = svc.currentLog();
+        if (current != path) {  // a restart: a new log
+          path = current;
+          lost_seen = 0;
+          pending = false;
+        }
+        std::ifstream in(path);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        const std::string log = ss.str();
+        auto count = [&](const std::string& what) {
+          std::size_t k = 0;
+          for (auto p = log.find(what); p != std::string::npos; p = log.find(what, p + 1)) ++k;
+          return k;
+        };
+        const std::size_t lost = count("partitions lost:"), assigned = count("partitions assigned:");
+        if (lost > lost_seen) {
+          lost_seen = lost;
+          assigned_at_loss = assigned;
+          pending = true;
+          pending_.store(true);
+          loss = Loss{};
+          loss.committed = own.committed(kIn, c.partitions);
+        }
+        if (pending && assigned > assigned_at_loss) {
+          Loss l = std::move(loss);
+          l.out_ends = own.ends(kOut, c.partitions);
+          l.dlq_ends = own.ends(kDlq, c.partitions);
+          {
+            std::lock_guard lock(loss_mu_);
+            losses_.push_back(std::move(l));
+          }
+          pending = false;
+          pending_.store(false);
+        }
+        std::this_thread::sleep_for(10ms);
+      }
+    });
+  }
+  // Stops the watcher (after a loss was seen, waits up to 40 s for the reassignment) and
+  // returns the losses.
+  std::vector<Loss> losses() {
+    testing::waitFor([&] { return !pending_.load(); }, 40s);
+    watcher_ = {};
+    std::lock_guard lock(loss_mu_);
+    return losses_;
+  }
+
+ private:
+  std::mutex loss_mu_;
+  std::vector<Loss> losses_;
+  std::atomic<bool> pending_{false};
+  std::jthread watcher_;  // last: stopped and joined first
+};
+
+// The common end of a fault test: the rest produced, everything committed, SIGTERM → exit 0,
+// audit. Expects nothing lost, nothing wrong, offsets committed to the end, and no duplicate.
+Finish finishClean(Scenario& s) {
+  Finish f = finish(s.c, s.svc, *s.prod, s.probe, s.n());
+  const auto& a = f.audit;
+  EXPECT_EQ(f.exit_status, 0) << s.svc.logs();
+  EXPECT_EQ(a.events, s.n());
+  EXPECT_EQ(a.lost, 0u) << a.describe();
+  EXPECT_EQ(a.wrong, 0u) << a.describe();
+  EXPECT_EQ(a.unmatched, 0u) << a.describe();
+  EXPECT_EQ(a.ambiguous, 0u);
+  EXPECT_TRUE(a.committed_ok) << a.describe();
+  return f;
+}
+
+// No input processed twice. `replays_possible`: the fault disconnects loginflow's producer from
+// a broker while requests are in flight; the idempotent producer then resends requests that
+// may have been stored already, which a real broker deduplicates and the embedded broker does
+// not (see Audit::replayed): such copies are reported, not failed.
+void expectNoDuplicates(const testing::Audit& a, bool replays_possible = false) {
+  EXPECT_EQ(a.reprocessed, 0u) << a.describe();
+  if (!replays_possible) {
+    EXPECT_EQ(a.replayed, 0u) << a.describe();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. SIGKILL at five points, restarted with the same group each time.
+
+TEST(Faults, SigkillAtFivePointsRestartedSameGroup) {
+  const int kQueue = 4096;
+  Scenario s("kill", 8, 33'000, 600, 0.03, 101, {"--queue-capacity", std::to_string(kQueue)});
+  s.start();
+
+  struct KillPoint {
+    std::size_t covered_n = 0;   // inputs with a result at the kill
+    std::map<std::int32_t, std::int64_t> committed;
+    std::set<SourceId> covered;
+    std::size_t uncommitted = 0;  // of those, at or past the committed offset: may be redone
+  };
+  std::vector<KillPoint> kills;
+  // Recovery after a restart: until the committed offsets reach the input's end offsets as they
+  // were at the restart (includes the ~11 s the mock takes to evict the killed member).
+  std::vector<long long> recoveries;
+  const double fractions[] = {0.15, 0.30, 0.45, 0.60, 0.75};
+  auto restarted = Clock::now();
+  std::map<std::int32_t, std::int64_t> restart_target;
+  std::size_t redo = 0;  // results that may be repeats (upper bound): sum of `uncommitted`
+  for (int k = 0; k < 5; ++k) {
+    // Kills 1, 3, 4 hit a process in steady state (it has caught up since its start, the stream
+    // goes on); kills 2 and 5 one in the middle of its catch-up burst right after the restart
+    // (--queue-capacity records in flight). The restarts dominate the timing: the kill points
+    // are at least the given share of the inputs done, often more.
+    const bool burst = k == 1 || k == 4;
+    const std::int64_t base = s.results();
+    long long caught_up = -1;
+    std::int64_t at_catch_up = 0;
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+          const std::int64_t r = s.results();
+          if (caught_up < 0 && k > 0 && s.probe.caughtUp(kIn, restart_target)) {
+            caught_up = msSince(restarted);
+            at_catch_up = r;
+          }
+          // Inputs done ≈ results minus what may have been done twice.
+          if (r - static_cast<std::int64_t>(redo) < static_cast<std::int64_t>(fractions[k] * static_cast<double>(s.n())))
+            return false;
+          if (burst) return r >= base + 1000;
+          // Steady: caught up, then about a second more of the live stream.
+          return k == 0 || (caught_up >= 0 && r >= at_catch_up + 500);
+        },
+        90s, 10ms))
+        << "kill point " << k + 1 << " not reached\n" << s.svc.logs();
+    if (caught_up >= 0) recoveries.push_back(caught_up);
+    ASSERT_TRUE(s.svc.child().running()) << s.svc.logs();
+    s.svc.child().signal(SIGKILL);
+    ASSERT_EQ(s.svc.child().wait(10s).value_or(-1), 128 + SIGKILL);
+
+    KillPoint kp;
+    auto out_ends = s.probe.ends(kOut, s.c.partitions);
+    ASSERT_TRUE(s.probe.fresh());
+    auto dlq_ends = s.probe.ends(kDlq, s.c.partitions);
+    ASSERT_TRUE(s.probe.fresh());
+    kp.committed = s.probe.committed(kIn, s.c.partitions);
+    ASSERT_EQ(kp.committed.size(), static_cast<std::size_t>(s.c.partitions));
+    s.svc.start();  // same group; it can only join once the killed member's session has expired
+    restarted = Clock::now();
+    restart_target = s.probe.ends(kIn, s.c.partitions);
+    // What had a result at the kill (read while the new process waits to join; anything it
+    // writes later lies past the end offsets taken above and is dropped).
+    auto snap = testing::takeSnapshot(s.c.bootstrap(), s.c.partitions);
+    keepUpTo(snap.outputs, out_ends);
+    keepUpTo(snap.dead_letters, dlq_ends);
+    kp.covered = testing::computeAudit(snap, {}, {}).covered();
+    kp.covered_n = kp.covered.size();
+    for (const auto& [p, o] : kp.covered)
+      if (o >= std::max<std::int64_t>(0, kp.committed[p])) ++kp.uncommitted;
+    redo += kp.uncommitted;
+    std::cout << "kill " << k + 1 << ": " << kp.covered_n << " inputs done (" << 100 * kp.covered_n / s.n()
+              << "%), " << kp.uncommitted << " of them not committed\n";
+    kills.push_back(std::move(kp));
+  }
+  ASSERT_GE(testing::waitCaughtUp(s.probe, kIn, restart_target, 60s), 0) << s.svc.logs();
+  recoveries.push_back(msSince(restarted));  // the wait ended at the catch-up
+  Finish f = finish(s.c, s.svc, *s.prod, s.probe, s.n());
+
+  const auto& a = f.audit;
+  EXPECT_EQ(f.exit_status, 0) << s.svc.logs();
+  EXPECT_EQ(a.events, s.n());
+  EXPECT_EQ(a.lost, 0u) << a.describe();
+  EXPECT_EQ(a.wrong, 0u) << a.describe();
+  EXPECT_EQ(a.unmatched, 0u) << a.describe();
+  EXPECT_EQ(a.ambiguous, 0u);
+  EXPECT_TRUE(a.committed_ok) << a.describe();
+  // Duplicates: only inputs that had a result at some kill but were not yet committed then,
+  // and no more than the in-flight bound summed over the kills.
+  std::size_t bound = 0, unexplained = 0;
+  for (const auto& kp : kills) bound += static_cast<std::size_t>(kQueue) + kp.uncommitted;
+  for (const auto& [id, n] : a.count) {
+    if (n < 2) continue;
+    bool explained = false;
+    for (const auto& kp : kills) {
+      auto it = kp.committed.find(id.first);
+      if (kp.covered.count(id) && it != kp.committed.end() && id.second >= it->second) explained = true;
+    }
+    if (!explained) ++unexplained;
+  }
+  EXPECT_EQ(unexplained, 0u) << "inputs processed twice although committed before every kill";
+  EXPECT_LE(a.duplicated, bound) << a.describe();
+
+  std::ostringstream notes;
+  notes << "kills at";
+  for (const auto& kp : kills) notes << " " << 100 * kp.covered_n / s.n() << "%";
+  notes << " of inputs done; duplicates <= bound " << bound << " (" << kills.size() << " x queue " << kQueue
+        << " + " << redo << " done-not-committed at the kills); every duplicate was uncommitted at a kill; "
+        << "recovery (restart to caught up, incl. ~11 s for the mock to evict the killed member):";
+  for (long long r : recoveries) notes << " " << r << " ms";
+  testing::reportReliability("SIGKILL at 5 points, restart same group",
+                             s.loadText() + ", --queue-capacity " + std::to_string(kQueue), a,
+                             *std::max_element(recoveries.begin(), recoveries.end()), notes.str());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. SIGTERM mid-stream at three points: a clean stop each time, the restart finishes the rest.
+
+TEST(Faults, SigtermMidStreamCleanStopAndRestart) {
+  Scenario s("term", 8, 20'000, 1000, 0.03, 202);
+  s.start();
+  long long worst_stop = 0, worst_recovery = 0;
+  for (double fraction : {0.25, 0.50, 0.75}) {
+    ASSERT_TRUE(s.waitResults(fraction));
+    ASSERT_TRUE(s.svc.child().running()) << s.svc.logs();
+    auto [st, ms] = s.svc.stop(25s);
+    ASSERT_TRUE(st.has_value()) << "no exit within 25 s of SIGTERM\n" << s.svc.logs();
+    EXPECT_EQ(*st, 0) << s.svc.logs();
+    EXPECT_LE(ms, 20'000) << "stop took longer than --shutdown-timeout";
+    worst_stop = std::max(worst_stop, ms);
+    // A clean stop: every result written so far is for a committed offset (nothing to redo).
+    auto committed = s.probe.committed(kIn, s.c.partitions);
+    auto snap = testing::takeSnapshot(s.c.bootstrap(), s.c.partitions);
+    std::size_t past = 0;
+    for (const auto& [p, o] : testing::computeAudit(snap, {}, {}).covered())
+      if (o >= committed[p]) ++past;
+    EXPECT_EQ(past, 0u) << "results past the committed offsets after a clean stop";
+    s.svc.start();
+    const long long r = s.recover();
+    ASSERT_GE(r, 0) << s.svc.logs();
+    worst_recovery = std::max(worst_recovery, r);
+  }
+  Finish f = finishClean(s);
+  expectNoDuplicates(f.audit);
+  testing::reportReliability("SIGTERM at 3 points, restart", s.loadText(), f.audit, worst_recovery,
+                             "exit 0 each time, slowest stop " + std::to_string(worst_stop) +
+                                 " ms (timeout 20 s); no result past the committed offsets after a stop; "
+                                 "recovery = restart to caught up");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Broker errors on the requests loginflow makes.
+
+struct ErrorFault {
+  std::int32_t broker;
+  std::int16_t api_key;
+  std::vector<rd_kafka_resp_err_t> errors;
+};
+
+// Runs `s` to 30 % of the results, pushes the errors, waits until every one has been answered
+// (the fault's end), measures the recovery and finishes. Returns the audit.
+Finish runErrorFault(Scenario& s, const std::vector<ErrorFault>& faults, long long& fault_ms, long long& recovery_ms) {
+  s.start();
+  s.watchLosses();
+  EXPECT_TRUE(s.waitResults(0.30));
+  const auto t0 = Clock::now();
+  for (const auto& f : faults) pushErrors(s.c, f.broker, f.api_key, f.errors);
+  const bool drained = testing::waitFor(
+      [&] {
+        s.keepAlive();
+        for (const auto& f : faults)
+          if (stackLeft(s.c, f.broker, f.api_key) > 0) return false;
+        return true;
+      },
+      45s, 20ms);
+  fault_ms = msSince(t0);
+  EXPECT_TRUE(drained) << "the injected errors were not all consumed within 45 s\n" << s.svc.logs();
+  recovery_ms = s.recover();
+  EXPECT_GE(recovery_ms, 0) << s.svc.logs();
+  return finishClean(s);
+}
+
+std::string errorsText(const std::vector<ErrorFault>& faults) {
+  std::map<std::string, std::size_t> n;
+  for (const auto& f : faults)
+    for (auto e : f.errors) ++n[rd_kafka_err2name(e)];
+  std::string s;
+  for (const auto& [name, k] : n) s += (s.empty() ? "" : ", ") + name + " x" + std::to_string(k);
+  return s;
+}
+
+TEST(Faults, ProduceRetriableErrors) {
+  Scenario s("produce", 8, 10'000, 1000, 0.03, 303);
+  std::vector<ErrorFault> faults = {
+      {kBrokerOut, kProduce,
+       cycle({RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+              RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+              RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, RD_KAFKA_RESP_ERR__TRANSPORT},
+             24)}};
+  long long fault_ms = 0, recovery_ms = 0;
+  Finish f = runErrorFault(s, faults, fault_ms, recovery_ms);
+  EXPECT_TRUE(s.exits.empty()) << "loginflow exited during retriable produce errors\n" << s.svc.logs();
+  expectNoDuplicates(f.audit, /*replays_possible=*/true);  // _TRANSPORT: disconnects
+  testing::reportReliability("Produce errors, retriable", s.loadText(), f.audit, recovery_ms,
+                             errorsText(faults) + " on the output leader, answered within " +
+                                 std::to_string(fault_ms) + " ms; " + s.exitsText());
+}
+
+TEST(Faults, ProduceNonRetriableErrors) {
+  Scenario s("produce-fatal", 8, 10'000, 1000, 0.03, 304);
+  std::vector<ErrorFault> faults = {
+      {kBrokerOut, kProduce,
+       cycle({RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+              RD_KAFKA_RESP_ERR_INVALID_RECORD},
+             9)}};
+  long long fault_ms = 0, recovery_ms = 0;
+  Finish f = runErrorFault(s, faults, fault_ms, recovery_ms);
+  expectNoDuplicates(f.audit);
+  testing::reportReliability("Produce errors, non-retriable", s.loadText(), f.audit, recovery_ms,
+                             errorsText(faults) + " on the output leader, answered within " +
+                                 std::to_string(fault_ms) + " ms; " + s.exitsText());
+}
+
+TEST(Faults, FetchErrors) {
+  Scenario s("fetch", 8, 10'000, 1000, 0.03, 305);
+  std::vector<ErrorFault> faults = {
+      {kBrokerIn, kFetch,
+       cycle({RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+              RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+              RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR, RD_KAFKA_RESP_ERR__TRANSPORT},
+             12)}};
+  long long fault_ms = 0, recovery_ms = 0;
+  Finish f = runErrorFault(s, faults, fault_ms, recovery_ms);
+  EXPECT_TRUE(s.exits.empty()) << s.svc.logs();
+  expectNoDuplicates(f.audit);
+  testing::reportReliability("Fetch errors", s.loadText(), f.audit, recovery_ms,
+                             errorsText(faults) + " on the input leader, answered within " + std::to_string(fault_ms) +
+                                 " ms; " + s.exitsText());
+}
+
+// After an assignment loss, what may legitimately be done twice: inputs that had a result when
+// the partitions were assigned again and were not committed at the loss (the next owner starts
+// from the committed offsets), plus what was still in flight (--queue-capacity). Checks that every
+// duplicate is of that kind and that there are no more than the bound; returns the bound.
+std::size_t checkDuplicatesAfterLosses(const std::vector<Scenario::Loss>& losses, const Finish& f,
+                                       std::size_t queue_capacity) {
+  std::size_t bound = 0, unexplained = 0;
+  std::vector<std::set<SourceId>> redo;
+  for (const auto& loss : losses) {
+    testing::Snapshot before = f.snapshot;
+    keepUpTo(before.outputs, loss.out_ends);
+    keepUpTo(before.dead_letters, loss.dlq_ends);
+    std::set<SourceId> r;
+    for (const auto& id : testing::computeAudit(before, {}, {}).covered()) {
+      auto it = loss.committed.find(id.first);
+      if (it != loss.committed.end() && id.second >= std::max<std::int64_t>(0, it->second)) r.insert(id);
+    }
+    bound += r.size() + queue_capacity;
+    redo.push_back(std::move(r));
+  }
+  for (const auto& [id, n] : f.audit.count) {
+    if (n < 2) continue;
+    bool explained = false;
+    for (const auto& loss : losses) {
+      auto it = loss.committed.find(id.first);
+      if (it != loss.committed.end() && id.second >= it->second) explained = true;
+    }
+    if (!explained) ++unexplained;
+  }
+  EXPECT_EQ(unexplained, 0u) << "inputs committed before the assignment loss were processed again";
+  EXPECT_LE(f.audit.duplicated, bound) << f.audit.describe();
+  return bound;
+}
+
+// Heartbeat errors (the coordinator moved, timed out, loading) and then REBALANCE_IN_PROGRESS,
+// which makes the member rejoin (what happens on every rebalance, e.g. when an instance is added);
+// the rejoin meets a JoinGroup error and retries. The member should keep its partitions (it is
+// the only one), commit what it did, and produce no duplicate.
+//
+// KNOWN ISSUE, librdkafka 2.0.2 (confluentinc/librdkafka#4059, fixed by PR #4908): an offset
+// commit sent while the cooperative rejoin is under way is refused with ILLEGAL_GENERATION; the
+// client then sends a second JoinGroup, the generation moves on, its SyncGroup is refused with
+// ILLEGAL_GENERATION and it treats the assignment as LOST (debug log: "current assignment of 8
+// partition(s) lost: SyncGroup error"). loginflow commits every second, so with the mock's 5 s
+// JoinGroup wait this happens on every rejoin: the partitions come back after another join,
+// from the committed offsets, and the few seconds of work since the last successful commit are
+// done again (duplicates; nothing is lost). The test checks no loss and the duplicate bound, and
+// is then skipped with this explanation instead of passing; it asserts zero duplicates as soon as
+// the assignment is not lost (e.g. with a librdkafka that has the fix).
+TEST(Faults, GroupRejoinOnCoordinatorErrors) {
+  const int kQueue = 8192;
+  Scenario s("group", 8, 10'000, 1000, 0.03, 306);
+  std::vector<ErrorFault> faults = {
+      {kBrokerCoord, kJoinGroup, {RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS}},
+      {kBrokerCoord, kHeartbeat,
+       {RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+        RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS}},
+  };
+  long long fault_ms = 0, recovery_ms = 0;
+  Finish f = runErrorFault(s, faults, fault_ms, recovery_ms);
+  EXPECT_TRUE(s.exits.empty()) << s.svc.logs();
+  std::string notes = errorsText(faults) + " on the coordinator, answered within " + std::to_string(fault_ms) + " ms; ";
+  const auto losses = s.losses();
+  if (!losses.empty()) {
+    const std::size_t bound = checkDuplicatesAfterLosses(losses, f, kQueue);
+    testing::reportReliability("Heartbeat + JoinGroup errors (rejoin)", s.loadText(), f.audit, recovery_ms,
+                               notes + "KNOWN ISSUE librdkafka#4059: assignment lost during the rejoin " +
+                                   std::to_string(losses.size()) + "x, uncommitted work redone; duplicates <= bound " +
+                                   std::to_string(bound) + ", none of them committed before the loss; " + s.exitsText());
+    GTEST_SKIP() << "librdkafka 2.0.2 bug confluentinc/librdkafka#4059: a commit during the cooperative rejoin makes "
+                    "the client lose its assignment; "
+                 << f.audit.duplicated << " duplicates (bound checked), 0 lost";
+  }
+  expectNoDuplicates(f.audit);
+  testing::reportReliability("Heartbeat + JoinGroup errors (rejoin)", s.loadText(), f.audit, recovery_ms,
+                             notes + "the member kept its partitions; " + s.exitsText());
+}
+
+// Longer coordinator trouble during a rejoin: JoinGroup failing past the session timeout (the
+// group evicts the member: UNKNOWN_MEMBER_ID) and SyncGroup errors (librdkafka then treats the
+// assignment as lost). The partitions are lost: from the group's point of view the member
+// crashed, and what was done but not committed is done again (at-least-once). Expected: nothing
+// lost; duplicates only of inputs not committed at the loss, at most those plus what was in
+// flight.
+TEST(Faults, GroupAssignmentLostOnCoordinatorErrors) {
+  const int kQueue = 4096;
+  Scenario s("evict", 8, 10'000, 1000, 0.03, 308, {"--queue-capacity", std::to_string(kQueue)});
+  std::vector<ErrorFault> faults = {
+      {kBrokerCoord, kJoinGroup,
+       {RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+        RD_KAFKA_RESP_ERR_NOT_COORDINATOR, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT}},
+      {kBrokerCoord, kSyncGroup,
+       {RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT}},
+      {kBrokerCoord, kHeartbeat,
+       {RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+        RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS}},
+  };
+  long long fault_ms = 0, recovery_ms = 0;
+  Finish f = runErrorFault(s, faults, fault_ms, recovery_ms);
+  EXPECT_TRUE(s.exits.empty()) << s.svc.logs();
+  const auto losses = s.losses();
+  ASSERT_FALSE(losses.empty()) << "the assignment was not lost: the scenario did not happen\n" << s.svc.logs();
+  const std::size_t bound = checkDuplicatesAfterLosses(losses, f, kQueue);
+  testing::reportReliability("JoinGroup/SyncGroup/Heartbeat errors, assignment lost", s.loadText(), f.audit,
+                             recovery_ms,
+                             errorsText(faults) + " on the coordinator, answered within " + std::to_string(fault_ms) +
+                                 " ms; assignment lost " + std::to_string(losses.size()) +
+                                 "x and reassigned; duplicates <= bound " + std::to_string(bound) +
+                                 " (done-not-committed at the loss + queue " + std::to_string(kQueue) +
+                                 "), none of them committed before the loss; " + s.exitsText());
+}
+
+TEST(Faults, OffsetCommitErrors) {
+  Scenario s("commit", 8, 10'000, 1000, 0.03, 307);
+  std::vector<ErrorFault> faults = {
+      {kBrokerCoord, kOffsetCommit,
+       cycle({RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+              RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS},
+             12)}};
+  long long fault_ms = 0, recovery_ms = 0;
+  Finish f = runErrorFault(s, faults, fault_ms, recovery_ms);
+  EXPECT_TRUE(s.exits.empty()) << s.svc.logs();
+  expectNoDuplicates(f.audit);
+  testing::reportReliability("OffsetCommit errors", s.loadText(), f.audit, recovery_ms,
+                             errorsText(faults) + " on the coordinator, answered within " + std::to_string(fault_ms) +
+                                 " ms; " + s.exitsText());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Brokers down for several seconds, then up; partition leadership moved.
+
+TEST(Faults, BrokersDownThenUpAndLeadersMoved) {
+  Scenario s("down", 8, 32'000, 800, 0.03, 404);
+  s.start();
+  const auto kDown = 5s;
+  std::vector<std::string> phases;
+  long long worst = 0;
+  auto downUp = [&](std::int32_t broker, const std::string& what) {
+    rd_kafka_mock_broker_set_down(s.c.mock(), broker);
+    std::this_thread::sleep_for(kDown);  // the fault's duration, not a synchronisation
+    rd_kafka_mock_broker_set_up(s.c.mock(), broker);
+    const long long r = s.recover();
+    EXPECT_GE(r, 0) << what << ": no recovery\n" << s.svc.logs();
+    worst = std::max(worst, r);
+    phases.push_back(what + " " + std::to_string(r) + " ms");
+  };
+  ASSERT_TRUE(s.waitResults(0.20));
+  downUp(kBrokerOut, "output leader down 5 s:");
+  ASSERT_TRUE(s.waitResults(0.40));
+  downUp(kBrokerIn, "input leader down 5 s:");
+  ASSERT_TRUE(s.waitResults(0.60));
+  // Leadership moves: input 1 → 2, outputs and dead letters 2 → 1.
+  s.c.moveLeaders(kIn, kBrokerOut);
+  s.c.moveLeaders(kOut, kBrokerIn);
+  s.c.moveLeaders(kDlq, kBrokerIn);
+  {
+    const long long r = s.recover();
+    EXPECT_GE(r, 0) << "leaders moved: no recovery\n" << s.svc.logs();
+    worst = std::max(worst, r);
+    phases.push_back("leaders moved: " + std::to_string(r) + " ms");
+  }
+  ASSERT_TRUE(s.waitResults(0.80));
+  // The old output leader (now leading the input) down once more, after the move.
+  downUp(kBrokerOut, "new input leader down 5 s:");
+  Finish f = finishClean(s);
+  EXPECT_TRUE(s.exits.empty()) << s.svc.logs();
+  expectNoDuplicates(f.audit, /*replays_possible=*/true);  // brokers down: disconnects
+  std::string notes;
+  for (const auto& p : phases) notes += (notes.empty() ? "" : "; ") + p;
+  testing::reportReliability("Broker down 5 s / up, leaders moved", s.loadText(), f.audit, worst,
+                             "recovery per phase (fault end to caught up): " + notes + "; " + s.exitsText());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Stuck output: the output leader down while a large backlog arrives. Memory stays bounded
+//    (the poller pauses when --queue-capacity records are in flight), and the run recovers.
+
+TEST(Faults, StuckOutputBoundedMemoryThenRecovers) {
+  const int kQueue = 1000;
+  const std::size_t kWarm = 5'000, kBacklog = 100'000;
+  // librdkafka's prefetch limits, set lower than loginflow's defaults (16 MiB, 1 MiB per
+  // partition) so that a backlog the mock can hold (~5 MiB per partition) is well above the bound.
+  const long kQueuedKiB = 4096, kPartitionFetchKiB = 256;
+  // Events padded to ~1 KiB with an unknown member (dropped by the transform), incompressible,
+  // so that the backlog is large in bytes; no too_large events (they would dominate memory).
+  Scenario s("stuck", 32, kWarm + kBacklog, 2000, 0.03, 505,
+             {"--queue-capacity", std::to_string(kQueue), "-X",
+              "consumer.queued.max.messages.kbytes=" + std::to_string(kQueuedKiB), "-X",
+              "consumer.max.partition.fetch.bytes=" + std::to_string(kPartitionFetchKiB * 1024)},
+             false);
+  {
+    std::mt19937_64 rng(505);
+    static constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (auto& e : s.events) {
+      if (e.value_null || e.value.size() < 2 || e.value.front() != '{' || e.value.back() != '}') continue;
+      std::string pad(800, 'A');
+      for (auto& ch : pad) ch = kB64[rng() % 64];
+      e.value.insert(e.value.size() - 1, ", \"pad\": \"" + pad + "\"");
+    }
+  }
+  std::size_t backlog_bytes = 0;
+  for (std::size_t i = kWarm; i < s.n(); ++i) backlog_bytes += s.events[i].value.size() + s.events[i].key.size();
+
+  s.start(kWarm);
+  ASSERT_TRUE(s.waitResults(static_cast<double>(kWarm) / static_cast<double>(s.n()) * 0.95));
+  s.prod->join();
+  ASSERT_TRUE(testing::waitFor([&] { return s.probe.caughtUp(kIn, s.probe.ends(kIn, s.c.partitions)); }, 30s, 50ms));
+  const pid_t pid = s.svc.child().pid();
+  const long rss_before = testing::rssKiB(pid);
+  const long hwm_before = s.svc.child().peakRssKiB();
+
+  // The output leader goes down; the whole backlog arrives meanwhile.
+  const auto t0 = Clock::now();
+  rd_kafka_mock_broker_set_down(s.c.mock(), kBrokerOut);
+  testing::PacedProducer backlog(s.c.bootstrap(), kIn, s.events, kWarm, s.n(), 0);
+  backlog.join();
+  ASSERT_EQ(backlog.acked(), kBacklog) << backlog.error();
+  const long long produced_ms = msSince(t0);
+  // The backlog is all there; two samples a few seconds apart while the output stays down (the
+  // sleeps are the fault's duration, not a synchronisation).
+  std::this_thread::sleep_for(2s);
+  const long rss_mid = testing::rssKiB(pid);
+  std::this_thread::sleep_for(4s);
+  const long rss_end = testing::rssKiB(pid);
+  const long hwm_during = s.svc.child().peakRssKiB();
+  rd_kafka_mock_broker_set_up(s.c.mock(), kBrokerOut);
+  const long long outage_ms = msSince(t0);
+  ASSERT_TRUE(s.svc.child().running()) << s.svc.logs();
+
+  // The bound: librdkafka's prefetch (queued.max.messages.kbytes, plus one fetch per partition
+  // it may overshoot by), the records in flight (input + output + copies, a generous 8 KiB
+  // each), and 32 MiB for allocator slack.
+  const long bound_kib = kQueuedKiB + s.c.partitions * kPartitionFetchKiB + kQueue * 8 + 32 * 1024;
+  const long growth = hwm_during - rss_before;
+  std::cout << "RSS before " << rss_before << " KiB (peak " << hwm_before << "), mid-outage " << rss_mid
+            << ", end of outage " << rss_end << ", peak during " << hwm_during << " KiB; growth " << growth
+            << " KiB, bound " << bound_kib << " KiB; backlog " << backlog_bytes / 1024 << " KiB produced in "
+            << produced_ms << " ms\n";
+  EXPECT_GT(static_cast<long>(backlog_bytes / 1024), bound_kib) << "backlog too small to show a bound";
+  EXPECT_LE(growth, bound_kib) << "memory grew with the backlog while the output was down";
+  EXPECT_LE(rss_end - rss_mid, 8 * 1024) << "memory still growing late in the outage";
+
+  const long long recovery = s.recover(90s);
+  ASSERT_GE(recovery, 0) << s.svc.logs();
+  const long hwm_after = s.svc.child().peakRssKiB();
+  Finish f = finishClean(s);
+  EXPECT_TRUE(s.exits.empty()) << s.svc.logs();
+  expectNoDuplicates(f.audit, /*replays_possible=*/true);  // output leader down
+  std::ostringstream notes;
+  notes << "output leader down " << outage_ms / 1000.0 << " s while a " << backlog_bytes / (1024 * 1024)
+        << " MiB backlog arrived (queue capacity " << kQueue << "): RSS " << rss_before / 1024 << " MiB before, peak "
+        << hwm_during / 1024 << " MiB during (growth " << growth / 1024 << " MiB <= bound " << bound_kib / 1024
+        << " MiB), peak " << hwm_after / 1024 << " MiB through the catch-up; " << s.exitsText();
+  testing::reportReliability("Output stuck (leader down) + backlog",
+                             std::to_string(kWarm) + " events @ 2000/s, then " + std::to_string(kBacklog) +
+                                 " at full speed during the outage, " + std::to_string(s.c.partitions) +
+                                 " partitions, 3% malformed, ~1 KiB events",
+                             f.audit,
+                             recovery, notes.str());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Poison events: 30 % of the stream malformed, mixed with good ones.
+
+TEST(Faults, PoisonEventsToDeadLettersGoodOnesNotStarved) {
+  Scenario s("poison", 8, 20'000, 2000, 0.30, 606);
+  std::size_t bad = 0;
+  for (const auto& e : s.events) bad += e.bad ? 1 : 0;
+  s.start();
+  Finish f = finishClean(s);  // drain_ms: from the last input acknowledged to everything committed
+  const long long drain = f.drain_ms;
+  const auto& a = f.audit;
+  expectNoDuplicates(a);
+  EXPECT_EQ(a.dead_letters, bad) << a.describe();
+  EXPECT_EQ(a.outputs, s.n() - bad) << a.describe();
+  EXPECT_EQ(a.reasons.size(), kDlqReasonCount) << "not every dead-letter reason was exercised";
+  // Good events not starved: everything was done within 10 s of the last input arriving.
+  EXPECT_LE(drain, 10'000) << "the pipeline fell behind with 30 % poison events";
+  std::ostringstream notes;
+  notes << bad << " malformed (" << a.reasons.size() << " reasons, each on the DLQ with the transform's reason and "
+        << "its source headers), " << a.outputs << " outputs; recovery = last input to all committed";
+  testing::reportReliability("Poison events 30 %", s.loadText(), a, drain, notes.str());
+}
+
+}  // namespace
+}  // namespace loginflow
