@@ -3,7 +3,8 @@
 // another topic, with loginflow's client settings:
 //   consumer  enable.auto.commit=false, enable.auto.offset.store=false, auto.offset.reset=earliest,
 //             cooperative-sticky, queued.max.messages.kbytes=16384, batches of up to 1024 taken
-//             with rd_kafka_consume_batch_queue (non-blocking, then blocking ≤ 20 ms for the first)
+//             with rd_kafka_consume_batch_queue (non-blocking, then blocking ≤ 20 ms for the first),
+//             and loginflow's fetch wake-up (loginflow/prefetch_waker.h; librdkafka 2.0)
 //   producer  idempotent, acks=all, murmur2_random, lz4, linger.ms=5, message.max.bytes=1048576,
 //             RD_KAFKA_MSG_F_COPY
 //   offsets   at-least-once as loginflow: an input offset is committed only when its output and
@@ -36,6 +37,8 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "loginflow/prefetch_waker.h"
 
 namespace {
 
@@ -242,7 +245,11 @@ int main(int argc, char** argv) {
   constexpr std::size_t kBatch = 1024;
   std::vector<rd_kafka_message_t*> batch(kBatch);
   auto last_commit = std::chrono::steady_clock::now();
+  // The same fetch wake-up as loginflow's poller (librdkafka 2.0 resumes fetching late once its
+  // queue was full; see include/loginflow/prefetch_waker.h): the ceiling uses the same client.
+  loginflow::kafka::PrefetchWaker waker(loginflow::kafka::PrefetchWaker::limitsOf(consumer));
   while (g_signal.load() == 0) {
+    waker.poll(consumer, queue);
     ssize_t n = rd_kafka_consume_batch_queue(queue, 0, batch.data(), kBatch);
     if (n == 0) {
       rd_kafka_message_t* first = rd_kafka_consume_queue(queue, 20);
@@ -262,6 +269,7 @@ int main(int argc, char** argv) {
         continue;
       }
       ++st.consumed;
+      waker.noteRecord(m->len);
       Track& t = st.tracks[m->partition];
       rd_kafka_timestamp_type_t tstype;
       const std::int64_t ts = st.latency ? rd_kafka_message_timestamp(m, &tstype) : 0;

@@ -59,6 +59,10 @@ ConfPtr buildConf(const std::vector<std::pair<std::string, std::string>>& base,
 // configuration has been validated before, so this is a runtime fault).
 HandlePtr createClient(rd_kafka_type_t type, ConfPtr conf);
 
+// A client's integer configuration property (as librdkafka resolved it), or `fallback` when it
+// is unset or not an integer.
+long long intProperty(rd_kafka_t* rk, const char* name, long long fallback);
+
 // The error's symbolic name ("_MSG_TIMED_OUT", "NOT_LEADER_FOR_PARTITION").
 std::string errorName(rd_kafka_resp_err_t err);
 

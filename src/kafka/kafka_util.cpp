@@ -1,4 +1,6 @@
 #include <array>
+#include <charconv>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
 
@@ -32,6 +34,16 @@ HandlePtr createClient(rd_kafka_type_t type, ConfPtr conf) {
   if (!rk) throw std::runtime_error(std::string("cannot create the Kafka client: ") + err.data());
   (void)conf.release();  // rd_kafka_new took ownership
   return HandlePtr(rk);
+}
+
+long long intProperty(rd_kafka_t* rk, const char* name, long long fallback) {
+  std::array<char, 64> buf{};
+  std::size_t size = buf.size();
+  if (rd_kafka_conf_get(rd_kafka_conf(rk), name, buf.data(), &size) != RD_KAFKA_CONF_OK) return fallback;
+  long long v = 0;
+  const char* end = buf.data() + std::strlen(buf.data());
+  auto [ptr, ec] = std::from_chars(buf.data(), end, v);
+  return ec == std::errc() && ptr == end && ptr != buf.data() ? v : fallback;
 }
 
 std::string errorName(rd_kafka_resp_err_t err) { return rd_kafka_err2name(err); }

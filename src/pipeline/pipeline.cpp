@@ -7,8 +7,9 @@
 // * Slots bound what is in flight: the poller takes a free slot before it dispatches a record
 //   and gets it back when the record's output (or dead letter) is acknowledged. There are
 //   --queue-capacity slots, every queue has room for all of them, so a push never fails; when
-//   no slot is free the poller pauses its partitions (librdkafka then drops what it prefetched
-//   and refetches from the consumer position on resume).
+//   no slot is free the poller leaves records in librdkafka's queue, which stops fetching at its
+//   limit (and pauses the partitions after a long shortage; see pollOnce()).
+// * librdkafka 2.0 resumes fetching late once its queue was full: kafka::PrefetchWaker wakes it.
 // * The OffsetTracker is touched by the poller thread only: acknowledgements reach it through
 //   the ack queue, so it needs no lock.
 // * Only the delivery thread polls the producer, so delivery reports run on it alone (the ack
@@ -28,12 +29,14 @@
 #include <chrono>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "loginflow/kafka.h"
 #include "loginflow/logging.h"
 #include "loginflow/offset_tracker.h"
+#include "loginflow/prefetch_waker.h"
 #include "loginflow/transform.h"
 
 namespace loginflow {
@@ -176,6 +179,8 @@ struct Pipeline::Impl {
   std::vector<std::uint8_t> touched;  // workers that got records in this round
   std::size_t next_worker = 0;
   std::vector<rd_kafka_message_t*> batch;
+  // Wakes librdkafka's fetcher once its queue has drained from its limit (librdkafka 2.0).
+  std::optional<kafka::PrefetchWaker> prefetch_waker;
 
   // Delivery-thread-only state.
   std::vector<Retry> retries;
@@ -318,6 +323,7 @@ Pipeline::Impl::Impl(const RunConfig& config, Stats& s)
   rd_kafka_poll_set_consumer(consumer.get());
   consumer_queue.reset(rd_kafka_queue_get_consumer(consumer.get()));
   cooperative = std::string_view(rd_kafka_rebalance_protocol(consumer.get())) != "EAGER";
+  prefetch_waker.emplace(kafka::PrefetchWaker::limitsOf(consumer.get()));
 
   out_topic.reset(rd_kafka_topic_new(producer.get(), cfg.output_topic.c_str(), nullptr));
   dlq_topic.reset(rd_kafka_topic_new(producer.get(), cfg.dlq_topic.c_str(), nullptr));
@@ -414,6 +420,7 @@ void Pipeline::Impl::pollOnce() {
     maybeCommit(false);
     next_commit = Clock::now() + kCommitInterval;
   }
+  if (prefetch_waker->poll(consumer.get(), consumer_queue.get())) touchPoller();
 
   // Flow control on free slots. With none free the poller stops taking records from
   // librdkafka's queue: they wait there, and librdkafka stops fetching by itself once that queue
@@ -472,6 +479,7 @@ void Pipeline::Impl::pollOnce() {
       rd_kafka_message_destroy(m);
       continue;
     }
+    prefetch_waker->noteRecord(m->len);
     dispatch(m);
   }
   // Wake the workers that got records.
