@@ -31,6 +31,11 @@ class OffsetTracker {
   // Forgets a partition; its outstanding handles are refused from now on.
   void revoke(std::int32_t partition);
   bool assigned(std::int32_t partition) const;
+  // For a partition just assigned with nothing tracked yet: every record below `next_offset` is
+  // known to be done (output by this member before it lost the partition), so next_offset is
+  // committable, and tracking continues above it. False when the partition is not assigned or
+  // already has records tracked.
+  bool resumeAt(std::int32_t partition, std::int64_t next_offset);
 
   // Registers an offset, which must be above every offset tracked before for the partition.
   // nullopt when the partition is not assigned or the offset goes backwards.

@@ -17,6 +17,14 @@ void OffsetTracker::revoke(std::int32_t partition) {
   parts_.erase(it);
 }
 
+bool OffsetTracker::resumeAt(std::int32_t partition, std::int64_t next_offset) {
+  auto it = parts_.find(partition);
+  if (it == parts_.end() || it->second.tail_seq != 0 || next_offset < 0) return false;
+  it->second.last_offset = next_offset - 1;
+  it->second.committable = next_offset;
+  return true;
+}
+
 bool OffsetTracker::assigned(std::int32_t partition) const { return parts_.count(partition) != 0; }
 
 std::optional<OffsetTracker::Handle> OffsetTracker::track(std::int32_t partition, std::int64_t offset) {

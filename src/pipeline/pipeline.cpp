@@ -28,6 +28,7 @@
 #include <charconv>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -125,6 +126,8 @@ struct Pipeline::Impl {
   void resumeAll();
   void onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
   void waitForPartitions(const std::vector<std::int32_t>& parts, Clock::time_point deadline);
+  // For assigned partitions this member lost earlier: where to resume (see onRebalance()).
+  void resumeLostPartitions(rd_kafka_topic_partition_list_t* parts);
   void shutdown();
   void onStats(const char* json, std::size_t len);
   void touchPoller() { stats.poller().heartbeat_ms.store(steadyMs(), std::memory_order_relaxed); }
@@ -173,6 +176,9 @@ struct Pipeline::Impl {
   // Poller-only state.
   OffsetTracker tracker;
   std::deque<rd_kafka_message_t*> stash;  // consumed while no slot was free
+  // Partitions whose assignment was lost: the offset below which every record was output
+  // (acknowledged) but could not be committed.
+  std::map<std::int32_t, std::int64_t> lost_positions;
   bool paused = false;
   Clock::time_point slots_full_since{};  // when the last free slot was taken; epoch when one is free
   Clock::time_point next_commit{};
@@ -615,6 +621,40 @@ void Pipeline::Impl::waitForPartitions(const std::vector<std::int32_t>& parts, C
   }
 }
 
+void Pipeline::Impl::resumeLostPartitions(rd_kafka_topic_partition_list_t* parts) {
+  if (lost_positions.empty()) return;
+  kafka::PartitionListPtr query(rd_kafka_topic_partition_list_new(parts->cnt));
+  std::map<std::int32_t, std::int64_t> candidates;
+  for (int i = 0; i < parts->cnt; ++i) {
+    const auto it = lost_positions.find(parts->elems[i].partition);
+    if (it == lost_positions.end()) continue;
+    candidates.emplace(*it);
+    lost_positions.erase(it);
+    rd_kafka_topic_partition_list_add(query.get(), cfg.input_topic.c_str(), it->first);
+  }
+  if (candidates.empty()) return;
+  // Another member may have had the partition meanwhile and got further: resume at our
+  // position only when the group's committed offset is behind it.
+  rd_kafka_resp_err_t err = rd_kafka_committed(consumer.get(), query.get(), 5000);
+  if (err) {
+    spdlog::warn("cannot read the committed offsets of the partitions lost earlier ({}): they resume from the "
+                 "committed offsets, and what was output since is output again",
+                 rd_kafka_err2str(err));
+    return;
+  }
+  for (int i = 0; i < query->cnt; ++i) {
+    const auto& q = query->elems[i];
+    const std::int64_t ours = candidates[q.partition];
+    if (q.err || (q.offset >= 0 && q.offset >= ours)) continue;
+    for (int j = 0; j < parts->cnt; ++j) {
+      if (parts->elems[j].partition != q.partition) continue;
+      parts->elems[j].offset = ours;
+      spdlog::info("partition {} was lost with its outputs acknowledged up to offset {} (committed: {}): resuming there",
+                   q.partition, ours, q.offset);
+    }
+  }
+}
+
 void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
   std::vector<std::int32_t> ids;
   ids.reserve(static_cast<std::size_t>(parts->cnt));
@@ -623,7 +663,11 @@ void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
   for (auto p : ids) text += (text.empty() ? "" : ",") + std::to_string(p);
 
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    for (auto p : ids) tracker.assign(p);
+    resumeLostPartitions(parts);
+    for (int i = 0; i < parts->cnt; ++i) {
+      tracker.assign(parts->elems[i].partition);
+      if (parts->elems[i].offset >= 0) tracker.resumeAt(parts->elems[i].partition, parts->elems[i].offset);
+    }
     stats.poller().rebalances[static_cast<std::size_t>(RebalanceKind::kAssign)].add();
     rd_kafka_error_t* e = nullptr;
     if (cooperative) {
@@ -653,12 +697,24 @@ void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
       ++it;
     }
   }
-  if (!lost) {
-    // Finish what is in flight for them (bounded), then commit, then release.
+  // Finish what is in flight for them (bounded), then commit (not possible when lost), then
+  // release.
+  {
     auto bound = std::min<milliseconds>(cfg.shutdown_timeout, milliseconds(15'000));
     auto deadline = Clock::now() + bound;
     if (stopping.load() && stopDeadline() < deadline) deadline = stopDeadline();
     waitForPartitions(ids, deadline);
+  }
+  if (lost) {
+    // The group moved on without this member's commit (an eviction, or librdkafka 2.0's
+    // reaction to a commit that met a rejoin: confluentinc/librdkafka#4059). Remember how far
+    // the outputs got: when the partition comes back to this member, it resumes there instead of
+    // redoing the work since the last commit (resumeLostPartitions()).
+    for (auto p : ids) {
+      const std::int64_t done = tracker.committable(p);
+      if (done >= 0 && done > tracker.committed(p)) lost_positions[p] = done;
+    }
+  } else {
     // The commit gets its own budget (the drain may have used all of its own), but never
     // beyond the stop's deadline.
     auto commit_deadline = Clock::now() + milliseconds(10'000);

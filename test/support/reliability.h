@@ -362,6 +362,15 @@ inline Snapshot takeSnapshot(const std::string& bootstrap, int partitions, const
   return s;
 }
 
+// Outputs/dead letters beyond the per-partition end offsets `ends` are dropped (what was
+// written after a snapshot point).
+inline void keepUpTo(std::vector<Record>& records, const std::map<std::int32_t, std::int64_t>& ends) {
+  std::erase_if(records, [&](const Record& r) {
+    auto it = ends.find(r.partition);
+    return it == ends.end() || r.offset >= it->second;
+  });
+}
+
 struct Audit {
   std::size_t events = 0;        // inputs in the input topic
   std::size_t outputs = 0;       // output records

@@ -201,6 +201,23 @@ TEST(OffsetTracker, PendingCommitsListsPartitionsAheadOfTheirCommittedOffset) {
   EXPECT_EQ(t.committed(0), -1);
 }
 
+TEST(OffsetTracker, ResumeAtMakesTheResumePointCommittableAndTracksAboveIt) {
+  OffsetTracker t;
+  EXPECT_FALSE(t.resumeAt(0, 100)) << "not assigned";
+  t.assign(0);
+  ASSERT_TRUE(t.resumeAt(0, 100));
+  EXPECT_EQ(t.committable(0), 100);
+  EXPECT_EQ(t.pendingCommits(), (std::vector<std::pair<std::int32_t, std::int64_t>>{{0, 100}}));
+  EXPECT_FALSE(t.track(0, 99)) << "below the resume point: already done";
+  Handle h = mustTrack(t, 0, 100);
+  EXPECT_FALSE(t.resumeAt(0, 500)) << "records are tracked already";
+  EXPECT_EQ(t.committable(0), 100);
+  ASSERT_TRUE(t.done(h));
+  EXPECT_EQ(t.committable(0), 101);
+  t.assign(1);
+  EXPECT_FALSE(t.resumeAt(1, -1001)) << "a logical offset is not a position";
+}
+
 TEST(OffsetTracker, RingGrowsPastItsInitialSizeKeepingOrder) {
   OffsetTracker t;
   t.assign(0);
