@@ -47,6 +47,8 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr milliseconds kCommitInterval{1000};
+// The longest periodic commits wait after a refusal for a rebalance to reach this member.
+constexpr milliseconds kCommitSuspendMax{30'000};
 constexpr milliseconds kPollTimeout{20};
 // No free slot for this long (the producer is stuck, say): pause the partitions. A shorter
 // shortage is waited out without pausing; see pollOnce().
@@ -120,8 +122,11 @@ struct Pipeline::Impl {
   void dispatch(rd_kafka_message_t* m);
   void drainAcks();
   // Commits what the tracker says may be committed: asynchronously (sync == false), or
-  // synchronously with up to 3 attempts that all end by `deadline` (revoke, stop).
-  void maybeCommit(bool sync, Clock::time_point deadline = {});
+  // synchronously, retrying until `deadline`: up to 3 attempts inside a rebalance callback
+  // (revoke), and as long as the deadline allows on a stop, where the group's events are served
+  // between attempts (a commit refused during a rebalance succeeds once it is over).
+  enum class Between { kWait, kServeGroupEvents };
+  bool maybeCommit(bool sync, Clock::time_point deadline = {}, Between between = Between::kWait);
   void pauseAll();
   void resumeAll();
   void onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
@@ -176,12 +181,15 @@ struct Pipeline::Impl {
   // Poller-only state.
   OffsetTracker tracker;
   std::deque<rd_kafka_message_t*> stash;  // consumed while no slot was free
-  // Partitions whose assignment was lost: the offset below which every record was output
-  // (acknowledged) but could not be committed.
+  // Partitions whose assignment was lost, or revoked without the commit going through: the
+  // offset below which every record was output (acknowledged) but could not be committed.
   std::map<std::int32_t, std::int64_t> lost_positions;
   bool paused = false;
   Clock::time_point slots_full_since{};  // when the last free slot was taken; epoch when one is free
   Clock::time_point next_commit{};
+  // A commit was refused because the group is rebalancing (or has moved to a new generation):
+  // periodic commits wait for this member's next rebalance callback (see commitCb()).
+  Clock::time_point commits_suspended_since{};
   std::vector<std::uint8_t> touched;  // workers that got records in this round
   std::size_t next_worker = 0;
   std::vector<rd_kafka_message_t*> batch;
@@ -275,6 +283,13 @@ void Pipeline::Impl::commitCb(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_top
   auto* self = implOf(opaque);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
     self->stats.poller().commit_failures.add();
+    // Another periodic commit sent while the rejoin is under way makes librdkafka 2.0 declare
+    // the assignment lost once the generation moves on (confluentinc/librdkafka#4059): every
+    // rebalance then costs a lost assignment, and each loss another rebalance. So after such a
+    // refusal the periodic commits wait until the rebalance reaches this member (onRebalance()),
+    // at most kCommitSuspendMax.
+    if (err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS || err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)
+      self->commits_suspended_since = Clock::now();
     std::uint64_t suppressed = 0;
     if (self->commit_error_log.shouldLog(suppressed))
       spdlog::warn("offset commit failed: {} (will retry; {} similar suppressed)", rd_kafka_err2str(err), suppressed);
@@ -423,7 +438,10 @@ void Pipeline::Impl::pollOnce() {
   touchPoller();
   drainAcks();
   if (Clock::now() >= next_commit) {
-    maybeCommit(false);
+    if (commits_suspended_since == Clock::time_point{} || Clock::now() - commits_suspended_since >= kCommitSuspendMax) {
+      commits_suspended_since = {};
+      maybeCommit(false);
+    }
     next_commit = Clock::now() + kCommitInterval;
   }
   if (prefetch_waker->poll(consumer.get(), consumer_queue.get())) touchPoller();
@@ -553,20 +571,27 @@ void Pipeline::Impl::drainAcks() {
   }
 }
 
-void Pipeline::Impl::maybeCommit(bool sync, Clock::time_point deadline) {
-  auto pending = tracker.pendingCommits();
-  if (pending.empty()) return;
-  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(pending.size())));
-  for (const auto& [p, off] : pending)
-    rd_kafka_topic_partition_list_add(list.get(), cfg.input_topic.c_str(), p)->offset = off;
+bool Pipeline::Impl::maybeCommit(bool sync, Clock::time_point deadline, Between between) {
+  auto listOfPending = [this] {
+    auto pending = tracker.pendingCommits();
+    kafka::PartitionListPtr list;
+    if (pending.empty()) return list;
+    list.reset(rd_kafka_topic_partition_list_new(static_cast<int>(pending.size())));
+    for (const auto& [p, off] : pending)
+      rd_kafka_topic_partition_list_add(list.get(), cfg.input_topic.c_str(), p)->offset = off;
+    return list;
+  };
   if (!sync) {
-    rd_kafka_commit_queue(consumer.get(), list.get(), consumer_queue.get(), commitCb, this);
-    return;
+    if (auto list = listOfPending()) rd_kafka_commit_queue(consumer.get(), list.get(), consumer_queue.get(), commitCb, this);
+    return true;
   }
   // Not rd_kafka_commit_queue(…, NULL queue, …): that waits for the coordinator with no time
   // limit, so a stop with the brokers gone would hang past --shutdown-timeout. The result is
   // taken as an event from a queue of our own, polled until the deadline.
-  for (int attempt = 1; attempt <= 3 && Clock::now() < deadline; ++attempt) {
+  const int max_attempts = between == Between::kWait ? 3 : 1'000'000;
+  for (int attempt = 1; attempt <= max_attempts && Clock::now() < deadline; ++attempt) {
+    auto list = listOfPending();  // again each time: a served rebalance may have changed it
+    if (!list) return true;
     kafka::QueuePtr q(rd_kafka_queue_new(consumer.get()));
     rd_kafka_resp_err_t err = rd_kafka_commit_queue(consumer.get(), list.get(), q.get(), nullptr, this);
     bool answered = false;
@@ -582,11 +607,26 @@ void Pipeline::Impl::maybeCommit(bool sync, Clock::time_point deadline) {
       }
       rd_kafka_event_destroy(ev);
     }
-    if (answered && (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET)) return;
-    spdlog::warn("synchronous offset commit {} (attempt {} of 3)",
-                 answered || err ? std::string("failed: ") + rd_kafka_err2str(err) : std::string("timed out"), attempt);
-    if (attempt < 3 && Clock::now() + milliseconds(200) < deadline) std::this_thread::sleep_for(milliseconds(200));
+    if (answered && (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET)) return true;
+    if (attempt <= 3 || attempt % 10 == 0)
+      spdlog::warn("synchronous offset commit {} (attempt {}{})",
+                   answered || err ? std::string("failed: ") + rd_kafka_err2str(err) : std::string("timed out"), attempt,
+                   between == Between::kWait ? " of 3" : ", retrying until the stop's deadline");
+    const auto pause_until = std::min(deadline, Clock::now() + milliseconds(200));
+    if (between == Between::kWait) {
+      if (attempt < max_attempts && pause_until < deadline) std::this_thread::sleep_until(pause_until);
+      continue;
+    }
+    // Serve the group's events meanwhile (the rebalance callback runs from here); the
+    // partitions are paused, so a record that still arrives is dropped, as on any stop.
+    while (Clock::now() < pause_until) {
+      touchPoller();
+      const auto left = std::chrono::duration_cast<milliseconds>(pause_until - Clock::now()).count();
+      rd_kafka_message_t* m = rd_kafka_consume_queue(consumer_queue.get(), static_cast<int>(std::max<std::int64_t>(left, 1)));
+      if (m) rd_kafka_message_destroy(m);
+    }
   }
+  return false;
 }
 
 void Pipeline::Impl::pauseAll() {
@@ -628,9 +668,9 @@ void Pipeline::Impl::resumeLostPartitions(rd_kafka_topic_partition_list_t* parts
   for (int i = 0; i < parts->cnt; ++i) {
     const auto it = lost_positions.find(parts->elems[i].partition);
     if (it == lost_positions.end()) continue;
+    rd_kafka_topic_partition_list_add(query.get(), cfg.input_topic.c_str(), it->first);
     candidates.emplace(*it);
     lost_positions.erase(it);
-    rd_kafka_topic_partition_list_add(query.get(), cfg.input_topic.c_str(), it->first);
   }
   if (candidates.empty()) return;
   // Another member may have had the partition meanwhile and got further: resume at our
@@ -656,6 +696,7 @@ void Pipeline::Impl::resumeLostPartitions(rd_kafka_topic_partition_list_t* parts
 }
 
 void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+  commits_suspended_since = {};  // the rebalance has reached this member: periodic commits resume
   std::vector<std::int32_t> ids;
   ids.reserve(static_cast<std::size_t>(parts->cnt));
   for (int i = 0; i < parts->cnt; ++i) ids.push_back(parts->elems[i].partition);
@@ -719,10 +760,19 @@ void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
     // beyond the stop's deadline.
     auto commit_deadline = Clock::now() + milliseconds(10'000);
     if (stopping.load()) commit_deadline = std::min(commit_deadline, std::max(stopDeadline(), Clock::now() + milliseconds(250)));
-    maybeCommit(true, commit_deadline);
+    const bool committed = maybeCommit(true, commit_deadline);
     std::size_t left = 0;
     for (auto p : ids) left += tracker.inFlight(p);
     if (left > 0) spdlog::warn("revoking [{}] with {} records not yet acknowledged; they will be processed again by the next owner", text, left);
+    if (!committed) {
+      spdlog::warn("revoking [{}] without committing their progress (see the commit errors above): the next owner "
+                   "processes again what was output since their last commit",
+                   text);
+      for (auto p : ids) {
+        const std::int64_t done = tracker.committable(p);
+        if (done >= 0 && done > tracker.committed(p)) lost_positions[p] = done;
+      }
+    }
   }
   for (auto p : ids) tracker.revoke(p);
   {
@@ -795,7 +845,12 @@ void Pipeline::Impl::shutdown() {
   }
   drainAcks();
   const std::size_t left = tracker.inFlight();
-  maybeCommit(true, std::max(stop_deadline - reserve / 2, Clock::now() + milliseconds(250)));
+  maybeCommit(true, std::max(stop_deadline - reserve / 2, Clock::now() + milliseconds(250)), Between::kServeGroupEvents);
+  drainAcks();
+  if (!lost_positions.empty())
+    spdlog::warn("{} partitions were lost to a rebalance during the stop: their next owner processes again what was "
+                 "output since their last commit",
+                 lost_positions.size());
   const bool clean = left == 0 && tracker.pendingCommits().empty() && !fatal.load();
   if (!clean) {
     abandon.store(true);
