@@ -271,6 +271,18 @@ def hist_fraction_le(h, bound):
     return None
 
 
+def latency_partitions(args, count):
+    """Partitions for a latency run of `count` events: --latency-partitions, else a power of two
+    (at least 64) that keeps each partition under 30,000 events, well inside the embedded
+    broker's retention (about 52,000 of these events per partition with lz4)."""
+    if args.latency_partitions:
+        return args.latency_partitions
+    n = 64
+    while count / n > 30_000:
+        n *= 2
+    return n
+
+
 # ---------------------------------------------------------------------------------------------
 # Systems under test
 
@@ -570,14 +582,15 @@ class Bench:
         self.seq += 1
         tag = f"{self.seq:02d}-latency-{sut.name}-{re.sub(r'[^A-Za-z0-9.=-]+', '_', variant)}-r{run_no}"
         count = int(rate * a.latency_duration)
+        partitions = latency_partitions(a, count)
         run = {"scenario": "latency", "system": sut.name, "run": run_no, "config_label": variant,
                "client_properties": sut.props, "fraction_of_max": fraction,
-               "events": count, "partitions": a.latency_partitions, "input_compression": "lz4", "offered_rate": rate,
+               "events": count, "partitions": partitions, "input_compression": "lz4", "offered_rate": rate,
                "duration_s": a.latency_duration, "warmup_s": a.latency_warmup, "valid": False,
                "invalid_reasons": [], "loadavg_before": loadavg()}
         broker = probe = proc = gen = None
         try:
-            broker = Broker(self, a.latency_partitions, tag)
+            broker = Broker(self, partitions, tag)
             probe = Probe(broker.bootstrap, [IN, OUT, DLQ])
             proc = sut.start(self, broker.bootstrap, tag)
             wait_for(sut.ready, 60, f"{sut.name} to be assigned its partitions")
@@ -966,7 +979,8 @@ def parse_args(argv):
                     help="offered rates as fractions of loginflow's max; the first is the target's [0.5,0.1]")
     ap.add_argument("--latency-duration", type=float, help="seconds of offered load [30; quick 8]")
     ap.add_argument("--latency-partitions", type=int,
-                    help="partitions of the latency runs [64: room for rate x duration events]")
+                    help="partitions of the latency runs [enough for rate x duration events: "
+                         "a power of two, at least 64, with at most 30,000 events each]")
     ap.add_argument("--latency-rate", type=float, help="offered rate, instead of the fraction of the max")
     ap.add_argument("--latency-fetch-wait-ms", type=int, default=10,
                     help="also measure latency with consumer fetch.wait.max.ms=N (0: only the defaults) [10]")
@@ -1000,7 +1014,7 @@ def parse_args(argv):
     default("matrix_events", a.events, a.events)
     default("latency_duration", 8.0, 30.0)
     default("latency_warmup", 2.0, 5.0)
-    default("latency_partitions", a.partitions, 64)
+    default("latency_partitions", a.partitions, 0)  # 0: from the offered rate (latency_partitions())
     default("backlog_events", 200_000, 5_000_000)
     default("backlog_partitions", a.partitions, 128)
     default("poll_interval", 0.025, 0.1)
@@ -1077,7 +1091,8 @@ def main(argv):
                     rate = args.latency_rate or fraction * statistics.median(lf)
                     how = "as asked" if args.latency_rate else f"{fraction:.0%} of loginflow's max"
                     log(f"latency: {rate:,.0f}/s offered ({how}) for {args.latency_duration:.0f} s on "
-                        f"{args.latency_partitions} partitions, first {args.latency_warmup:.0f} s left out")
+                        f"{latency_partitions(args, int(rate * args.latency_duration))} partitions, "
+                        f"first {args.latency_warmup:.0f} s left out")
                     for variant, props in latency_variants(args):
                         label = variant if fraction is None else f"{variant} @ {fraction:.0%}"
                         bench.latency(Loginflow(props=props), rate, label, fraction)

@@ -55,7 +55,7 @@ set rmargin 16
 set title 'End-to-end latency at a fixed offered rate (% of loginflow max), input timestamp to output acknowledged'
 set ylabel 'ms (log scale)'
 set logscale y
-set yrange [1:19047]
+set yrange [1:106459]
 set bmargin 5
 set style data histograms
 set style histogram clustered gap 1
