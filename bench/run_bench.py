@@ -433,6 +433,20 @@ class Bench:
                              f"{present} of {count} present (retention of the embedded broker?)")
         return {"start_offsets": sum(starts), "end_offsets": sum(ends)}
 
+    @staticmethod
+    def end_run(run, procs, probe, broker):
+        """Stops what a run started (processes first, then the probe and the broker) and settles
+        whether the run is valid."""
+        for p in procs:
+            if p:
+                p.stop(timeout=30)
+        if probe:
+            probe.close()
+        if broker:
+            broker.stop()
+        run["valid"] = not run["invalid_reasons"]
+        run["loadavg_after"] = loadavg()
+
     def record(self, run):
         self.runs.append(run)
         status = "valid" if run["valid"] else "INVALID: " + "; ".join(run["invalid_reasons"])
@@ -471,14 +485,7 @@ class Bench:
         except Exception as e:  # noqa: BLE001 (a client error: the run is invalid, the bench goes on)
             run["invalid_reasons"].append(f"{type(e).__name__}: {e}")
         finally:
-            if proc:
-                proc.stop(timeout=30)
-            if probe:
-                probe.close()
-            if broker:
-                broker.stop()
-        run["valid"] = not run["invalid_reasons"]
-        run["loadavg_after"] = loadavg()
+            self.end_run(run, [proc], probe, broker)
         self.record(run)
         return run
 
@@ -650,15 +657,7 @@ class Bench:
         except Exception as e:  # noqa: BLE001
             run["invalid_reasons"].append(f"{type(e).__name__}: {e}")
         finally:
-            for p in (gen, proc):
-                if p:
-                    p.stop(timeout=30)
-            if probe:
-                probe.close()
-            if broker:
-                broker.stop()
-        run["valid"] = not run["invalid_reasons"]
-        run["loadavg_after"] = loadavg()
+            self.end_run(run, [gen, proc], probe, broker)
         self.runs.append(run)
         status = "valid" if run["valid"] else "INVALID: " + "; ".join(run["invalid_reasons"])
         p99 = f"p50 {run.get('p50_ms') or 0:.2f} ms, p99 {run.get('p99_ms') or 0:.2f} ms, p999 {run.get('p999_ms') or 0:.2f} ms"
