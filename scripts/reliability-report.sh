@@ -109,7 +109,10 @@ output and dead-letter topics are read back whole.
 - **events in**: input records (all accounted for; every one has a unique identity: its partition
   and offset, named by a dead letter's `source.partition`/`source.offset` headers, and by an
   output's key — each event carries its own user id).
-- **lost**: inputs with neither an output nor a dead letter at the end. Must be 0, always.
+- **lost**: inputs with neither an output nor a dead letter at the end, because of loginflow. Must
+  be 0, always. A result loginflow's producer had acknowledged, that the embedded broker never
+  stored, is not loginflow's loss: the notes report it as a known issue of the embedded broker
+  (see below), and the test fails on any loss it cannot attribute so.
 - **duplicated**: results beyond the first for one input (outputs and dead letters together).
   Must be 0 unless the fault is a crash or takes the partitions away from the member (SIGKILL, an
   assignment lost); then every duplicate must be of an input that was not committed at the kill
@@ -178,6 +181,31 @@ The embedded broker also refuses the commit a member sends while it gives partit
 cooperative rebalance when the group has moved on meanwhile (ILLEGAL_GENERATION); loginflow
 logs "revoking [..] without committing their progress" and the next owner redoes that work. A
 real broker accepts a commit of the current generation during a rebalance.
+
+## Known issue: results acknowledged and not stored by the embedded broker
+
+librdkafka's idempotent producer numbers each partition's batches. A real broker stores a batch
+only if it follows the last one it stored, and refuses it otherwise (OUT_OF_ORDER_SEQUENCE_NUMBER).
+So when a later batch is accepted while an earlier one is still waiting for its answer (its
+request failed on a disconnect or was sent to the old leader), librdkafka 2.0.2 counts the earlier
+records as delivered too ("implicitly acked by subsequent batch success"): against a real broker
+they must have been stored.
+
+The embedded broker of librdkafka 2.0.2 checks sequences for transactional producers only. After
+a broker goes down or a leader moves, it can accept a later batch although an earlier one was
+never stored. loginflow then gets a delivery report for a record that is not in the topic, counts
+it as acknowledged and commits its input: a loss made by the test broker, not one that a Kafka
+broker lets happen. In 9 runs of the broker-down test on this machine it hit 3, losing one or two
+dead letters each time.
+
+The fault tests run loginflow with `-X producer.debug=eos`, which logs every implicit
+acknowledgement (IMPLICITACK, with its topic and count). The audit attributes lost results to
+the broker only up to the records implicitly acknowledged on their topic; any other loss fails
+the test. The notes above report such runs as "KNOWN ISSUE of the embedded broker".
+
+The same missing check is why the broker stores a resent request twice (the *replayed*
+duplicates, and input records the test's own producer stored twice: each copy is audited as an
+input of its own).
 
 ## Limits of the embedded broker
 

@@ -30,6 +30,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -896,7 +897,10 @@ void Pipeline::Impl::shutdown() {
     if (t.joinable()) t.join();
   delivery_stop.store(true, std::memory_order_release);
   if (delivery_thread.joinable()) delivery_thread.join();
-  spdlog::info("stopped{}", clean ? " cleanly: everything consumed was produced and committed" : "");
+  const StatsSnapshot totals = stats.snapshot();
+  spdlog::info("stopped{}; since the start: consumed {}, outputs acknowledged {}, dead letters acknowledged {}",
+               clean ? " cleanly: everything consumed was produced and committed" : "", totals.consumed,
+               totals.produced, std::accumulate(totals.dlq.begin(), totals.dlq.end(), std::uint64_t{0}));
 }
 
 // ---------------------------------------------------------------------------------------------

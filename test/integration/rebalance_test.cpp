@@ -610,7 +610,7 @@ TEST(Rebalance, TwoJoinThenSigtermAndSigkillMidStreamLosesNothingRepeatsOnlyUnco
   std::size_t bound = 0, kill_done = 0;
   std::ostringstream per_point;
   for (const auto& pt : points) {
-    testing::Snapshot before{unique.inputs, unique.outputs, unique.dead_letters, {}, {}};
+    testing::Snapshot before{unique.inputs, unique.outputs, unique.dead_letters, unique.input_ts, {}, {}};
     testing::keepUpTo(before.outputs, pt.out_ends);
     testing::keepUpTo(before.dead_letters, pt.dlq_ends);
     std::size_t done = 0;

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,14 +48,20 @@ bool waitFor(F&& cond, std::chrono::milliseconds timeout, std::chrono::milliseco
 }
 
 // A child process (the real loginflow binary). Killed with SIGKILL on destruction if still
-// running, so no test leaves a process behind.
+// running, or when the test process dies, so no test leaves a process behind.
 class Child {
  public:
   Child(const std::vector<std::string>& args, const std::string& log_path,
         const std::vector<std::string>& env = {}) : log_path_(log_path) {
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
+      // Also gone when the test process dies without running destructors (a ctest timeout, a
+      // crash): the kernel sends SIGKILL when the forking thread exits. Children are started
+      // from the test's main thread.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
       int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       if (fd >= 0) {
         dup2(fd, STDOUT_FILENO);

@@ -21,9 +21,11 @@
 #include <atomic>
 #include <cinttypes>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -85,6 +87,8 @@ class PacedProducer {
   PacedProducer(const std::string& bootstrap, const std::string& topic, const std::vector<GeneratedEvent>& events,
                 std::size_t begin, std::size_t end, double rate)
       : count_(end - begin),
+        begin_(begin),
+        acked_at_(end - begin, {-1, -1}),
         thread_([this, bootstrap, topic, &events, begin, end, rate] { run(bootstrap, topic, events, begin, end, rate); }) {}
   // Stops early (whatever is not yet acknowledged is abandoned) and joins.
   ~PacedProducer() {
@@ -106,10 +110,14 @@ class PacedProducer {
     std::lock_guard lock(mu_);
     return error_;
   }
+  // Where the broker said it stored events[i] ({-1, -1}: not acknowledged). Read after join().
+  std::pair<std::int32_t, std::int64_t> ackedAt(std::size_t i) const { return acked_at_[i - begin_]; }
 
  private:
   static void drCb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     auto* self = static_cast<PacedProducer*>(opaque);
+    const auto index = reinterpret_cast<std::uintptr_t>(m->_private);
+    if (!m->err && index > 0 && index <= self->acked_at_.size()) self->acked_at_[index - 1] = {m->partition, m->offset};
     if (m->err) {
       self->failed_.fetch_add(1);
       std::lock_guard lock(self->mu_);
@@ -148,6 +156,7 @@ class PacedProducer {
               p.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
               RD_KAFKA_V_KEY(e.key_null ? nullptr : e.key.data(), e.key.size()),
               RD_KAFKA_V_VALUE(e.value_null ? nullptr : const_cast<char*>(e.value.data()), e.value.size()),
+              RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<std::uintptr_t>(i - begin + 1))),
               RD_KAFKA_V_END);
           if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             if (stop_.load()) break;
@@ -171,6 +180,9 @@ class PacedProducer {
   }
 
   const std::size_t count_;
+  const std::size_t begin_;
+  // Written by the delivery callback (this thread), read after join().
+  std::vector<std::pair<std::int32_t, std::int64_t>> acked_at_{};
   std::atomic<std::size_t> sent_{0}, acked_{0}, failed_{0};
   std::atomic<bool> finished_{false}, stop_{false};
   mutable std::mutex mu_;
@@ -349,14 +361,61 @@ inline std::vector<Record> readAllTimed(const std::string& bootstrap, const std:
 // Everything in the three topics at one moment (and the results' Kafka timestamps).
 struct Snapshot {
   std::vector<Record> inputs, outputs, dead_letters;
-  Timestamps output_ts, dlq_ts;
+  Timestamps input_ts, output_ts, dlq_ts;
 };
+
+// The events a producer had acknowledged, checked against the topic. An acknowledgement with an
+// offset must name the event's record. One without (offset -1001) is librdkafka's implicit
+// acknowledgement (see implicitAcks): the event may be anywhere in the topic, or, with the
+// embedded broker, nowhere — never stored although reported delivered.
+struct AckedInputs {
+  std::size_t dropped = 0;           // implicitly acknowledged and not in the topic
+  std::vector<std::string> dropped_samples;
+  std::vector<std::string> missing;  // acknowledged at an offset that does not hold them (at most 10)
+};
+inline AckedInputs checkAckedInputs(const PacedProducer& prod, const std::vector<GeneratedEvent>& events,
+                                    std::size_t begin, std::size_t end, const std::vector<Record>& topic) {
+  auto content = [](bool key_null, const std::string& key, bool value_null, const std::string& value) {
+    return (key_null ? std::string("\x1e") : key) + '\x1f' + (value_null ? std::string("\x1e") : value);
+  };
+  std::map<std::pair<std::int32_t, std::int64_t>, const Record*> at;
+  std::multiset<std::string> stored;
+  for (const auto& r : topic) {
+    at[{r.partition, r.offset}] = &r;
+    stored.insert(content(r.key_null, r.key, r.value_null, r.value));
+  }
+  AckedInputs out;
+  for (std::size_t i = begin; i < end; ++i) {
+    const auto [p, o] = prod.ackedAt(i);
+    const auto& e = events[i];
+    const std::string mine = content(e.key_null, e.key, e.value_null, e.value);
+    if (p < 0) continue;  // not acknowledged
+    if (o < 0) {
+      if (stored.count(mine) == 0) {
+        ++out.dropped;
+        if (out.dropped_samples.size() < 5)
+          out.dropped_samples.push_back("event " + std::to_string(i) + " (key '" + e.key + "', partition " +
+                                        std::to_string(p) + ")");
+      }
+      continue;
+    }
+    auto it = at.find({p, o});
+    if (it != at.end() && content(it->second->key_null, it->second->key, it->second->value_null,
+                                  it->second->value) == mine)
+      continue;
+    if (out.missing.size() < 10)
+      out.missing.push_back("event " + std::to_string(i) + " (key '" + e.key + "') acknowledged at " +
+                            std::to_string(p) + "/" + std::to_string(o) + ", the topic has " +
+                            (it == at.end() ? std::string("no record there") : "key '" + it->second->key + "' there"));
+  }
+  return out;
+}
 
 inline Snapshot takeSnapshot(const std::string& bootstrap, int partitions, const std::string& input = "user-login",
                              const std::string& output = "processed-user-login",
                              const std::string& dlq = "user-login-dlq") {
   Snapshot s;
-  s.inputs = readAll(bootstrap, input, partitions);
+  s.inputs = readAllTimed(bootstrap, input, partitions, s.input_ts);
   s.outputs = readAllTimed(bootstrap, output, partitions, s.output_ts);
   s.dead_letters = readAllTimed(bootstrap, dlq, partitions, s.dlq_ts);
   return s;
@@ -376,6 +435,10 @@ struct Audit {
   std::size_t outputs = 0;       // output records
   std::size_t dead_letters = 0;  // dead-letter records
   std::size_t lost = 0;          // inputs with neither an output nor a dead letter
+  std::size_t lost_outputs = 0, lost_dead_letters = 0;  // of those, by the result they should have had
+  // Of the lost, those whose result the embedded broker acknowledged without storing it (see
+  // attributeBrokerLosses); the rest (lost - broker_lost) are loginflow's.
+  std::size_t broker_lost = 0;
   std::size_t duplicated = 0;    // results beyond the first for one input (= reprocessed + replayed)
   // Of the duplicates: `replayed` are byte-identical copies of one produced record (same value,
   // headers and producer timestamp — including processed_at for an output): one produce call
@@ -388,6 +451,14 @@ struct Audit {
   std::size_t wrong = 0;         // results whose kind, content or reason differs from the transform of the input
   std::size_t unmatched = 0;     // results that name no input
   std::size_t ambiguous = 0;     // inputs whose expected output key is not unique (audit cannot tell them apart)
+  // Input records that are byte-identical copies of an earlier one (same key, value and producer
+  // timestamp): the test's producer resent a request that the embedded broker had stored (see
+  // `replayed`). Each copy is an input of its own; its output shares the copy's key, so outputs
+  // are matched to the copies in turn.
+  std::size_t input_replays = 0;
+  // Events the test's producer had reported delivered that the embedded broker never stored
+  // (checkAckedInputs): not inputs, so not counted anywhere else.
+  std::size_t inputs_dropped = 0;
   bool committed_ok = false;     // the group's committed offsets == the input's end offsets
   std::map<SourceId, std::size_t> count;  // results per input
   std::map<std::string, std::size_t> reasons;  // dead letters by reason
@@ -402,7 +473,9 @@ struct Audit {
   std::string describe() const {
     std::ostringstream o;
     o << "events " << events << ", outputs " << outputs << ", dead letters " << dead_letters << ", lost " << lost
-      << ", duplicated " << duplicated << " (reprocessed " << reprocessed << ", replayed " << replayed << "), wrong "
+      << " (of them acknowledged by the broker and not stored " << broker_lost << ")"
+      << ", duplicated " << duplicated << " (reprocessed " << reprocessed << ", replayed " << replayed
+      << "), input copies stored twice " << input_replays << ", wrong "
       << wrong << ", unmatched " << unmatched << ", ambiguous "
       << ambiguous << ", committed == end offsets: " << (committed_ok ? "yes" : "no");
     for (const auto& s : samples) o << "\n  " << s;
@@ -443,12 +516,17 @@ inline Audit computeAudit(const Snapshot& s, const std::map<std::int32_t, std::i
     auto it = ts.find({r.partition, r.offset});
     return it == ts.end() ? std::int64_t{-1} : it->second;
   };
-  std::map<std::string, SourceId> by_key;
+  // Output key → the inputs expected to produce it: one, or the copies of one replayed input.
+  std::map<std::string, std::vector<SourceId>> by_key;
+  std::map<std::string, std::string> identity_of_key;  // the first input's identity, per output key
   std::set<std::string> dup_keys;
   Transformer t;
   const std::int64_t now = wallClockMs();
+  std::set<std::string> input_identities;
   for (const auto& in : s.inputs) {
     const SourceId id{in.partition, in.offset};
+    const std::string ident = identity(in, tsOf(s.input_ts, in));
+    if (!input_identities.insert(ident).second) ++a.input_replays;
     InputRecord r{in.key_null ? nullptr : in.key.data(), in.key.size(), in.value_null ? nullptr : in.value.data(),
                   in.value.size(), {input_topic, in.partition, in.offset}};
     const Result& res = t.apply(r, now);
@@ -458,7 +536,13 @@ inline Audit computeAudit(const Snapshot& s, const std::map<std::int32_t, std::i
       e.output = true;
       e.key = std::string(res.key);
       e.value = withoutProcessedAt(std::string(res.value));
-      if (!by_key.emplace(e.key, id).second) dup_keys.insert(e.key);
+      auto [it, fresh] = by_key.try_emplace(e.key);
+      if (fresh) {
+        identity_of_key[e.key] = ident;
+      } else if (identity_of_key[e.key] != ident) {
+        dup_keys.insert(e.key);
+      }
+      it->second.push_back(id);
     } else {
       e.reason = std::string(dlqReasonName(res.reason));
     }
@@ -477,14 +561,21 @@ inline Audit computeAudit(const Snapshot& s, const std::map<std::int32_t, std::i
       note("output with key '" + o.key + "' matches no input");
       continue;
     }
-    ++a.count[it->second];
-    where[it->second].push_back("out " + std::to_string(o.partition) + "/" + std::to_string(o.offset));
-    copies[it->second].push_back("out" + identity(o, tsOf(s.output_ts, o)));
-    const Expected& e = expected[it->second];
+    // The first copy without a result yet (the inputs of one key are copies of one record).
+    SourceId id = it->second.front();
+    for (const auto& c : it->second)
+      if (a.count[c] == 0) {
+        id = c;
+        break;
+      }
+    ++a.count[id];
+    where[id].push_back("out " + std::to_string(o.partition) + "/" + std::to_string(o.offset));
+    copies[id].push_back("out" + identity(o, tsOf(s.output_ts, o)));
+    const Expected& e = expected[id];
     if (withoutProcessedAt(o.value) != e.value) {
       ++a.wrong;
-      note("output for " + std::to_string(it->second.first) + "/" + std::to_string(it->second.second) +
-           " differs: " + o.value + " expected " + e.value);
+      note("output for " + std::to_string(id.first) + "/" + std::to_string(id.second) + " differs: " + o.value +
+           " expected " + e.value);
     }
   }
   for (const auto& d : s.dead_letters) {
@@ -531,6 +622,7 @@ inline Audit computeAudit(const Snapshot& s, const std::map<std::int32_t, std::i
   for (const auto& [id, n] : a.count) {
     if (n == 0) {
       ++a.lost;
+      ++(expected[id].output ? a.lost_outputs : a.lost_dead_letters);
       note("lost: " + std::to_string(id.first) + "/" + std::to_string(id.second));
     } else if (n > 1) {
       a.duplicated += n - 1;
@@ -572,13 +664,53 @@ inline Audit auditRun(const std::string& bootstrap, const std::string& group, in
   return computeAudit(takeSnapshot(bootstrap, partitions, input_topic), committed, ends, input_topic);
 }
 
+// librdkafka's idempotent producer counts a record as delivered, without an answer for it, when
+// the broker accepts a later record of the same partition: a real broker accepts a batch only in
+// sequence, so the earlier ones must be stored ("implicit ack"). The embedded broker of
+// librdkafka 2.0.2 checks sequences only for transactional producers, so after a resent or
+// redirected request it can accept a later batch although an earlier one was never stored: that
+// record is then reported delivered and is not in the topic. loginflow runs in the fault tests
+// with `-X producer.debug=eos`, which logs each such implicit ack (IMPLICITACK); these are the
+// messages implicitly acknowledged per topic, summed over the given log files.
+inline std::map<std::string, std::size_t> implicitAcks(const std::vector<std::string>& log_paths) {
+  static const std::regex kLine(R"(IMPLICITACK: .*: (\S+) \[\d+\] (\d+) message\(s\) implicitly acked)");
+  std::map<std::string, std::size_t> out;
+  for (const auto& path : log_paths) {
+    std::ifstream in(path);
+    std::string line;
+    std::smatch m;
+    while (std::getline(in, line))
+      if (line.find("IMPLICITACK") != std::string::npos && std::regex_search(line, m, kLine))
+        out[m[1].str()] += std::stoul(m[2].str());
+  }
+  return out;
+}
+
+// Attributes lost results to the embedded broker, up to the records implicitly acknowledged on
+// their topic (see implicitAcks): what loginflow had acknowledged and the broker did not store.
+inline void attributeBrokerLosses(Audit& a, const std::map<std::string, std::size_t>& implicit,
+                                  const std::string& output = "processed-user-login",
+                                  const std::string& dlq = "user-login-dlq") {
+  auto acked = [&](const std::string& topic) {
+    auto it = implicit.find(topic);
+    return it == implicit.end() ? std::size_t{0} : it->second;
+  };
+  a.broker_lost = std::min(a.lost_outputs, acked(output)) + std::min(a.lost_dead_letters, acked(dlq));
+}
+
 // One machine-readable line per fault test, collected by scripts/reliability-report.sh:
 // RELIABILITY|<fault>|<load>|<events>|<lost>|<duplicated>|<recovery_ms>|<notes>
 inline void reportReliability(const std::string& fault, const std::string& load, const Audit& a,
                               long long recovery_ms, const std::string& notes) {
   std::ostringstream o;
-  o << "RELIABILITY|" << fault << "|" << load << "|" << a.events << "|" << a.lost << "|" << a.duplicated << "|"
-    << recovery_ms << "|" << notes;
+  o << "RELIABILITY|" << fault << "|" << load << "|" << a.events << "|" << a.lost - a.broker_lost << "|"
+    << a.duplicated << "|" << recovery_ms << "|" << notes;
+  if (a.broker_lost > 0)
+    o << "; KNOWN ISSUE of the embedded broker: " << a.broker_lost
+      << " result(s) acknowledged and not stored (implicit ack, see RELIABILITY.md)";
+  if (a.input_replays > 0) o << "; " << a.input_replays << " input(s) stored twice by the embedded broker";
+  if (a.inputs_dropped > 0)
+    o << "; " << a.inputs_dropped << " event(s) acknowledged to the test's producer and not stored by the embedded broker";
   if (a.duplicated > 0)
     o << "; duplicates: " << a.reprocessed << " reprocessed, " << a.replayed << " replayed";
   o << "\n";
