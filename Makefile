@@ -4,6 +4,9 @@
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 CTEST_JOBS ?= 2
+# The sanitizer runs: most of their time is the fault tests waiting on paced producers and
+# broker outages, so they run one test more at a time than there are cores.
+SAN_CTEST_JOBS ?= $(shell echo $$(( $$(nproc) + 1 )))
 FUZZ_SECONDS ?= 60
 DEMO_ARGS ?=
 
@@ -47,14 +50,14 @@ test-asan: test-deps
 	cmake --preset asan -DLOGINFLOW_WERROR=ON >/dev/null
 	cmake --build --preset asan -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --preset asan -j$(CTEST_JOBS)
+	  ctest --preset asan -j$(SAN_CTEST_JOBS)
 
 test-tsan: test-deps
 	cmake --preset tsan -DLOGINFLOW_WERROR=ON >/dev/null
 	cmake --build --preset tsan -j$(JOBS) --target concurrency_tests
 	LD_PRELOAD=$(CURDIR)/build/tsan/libc11threads_shim.so \
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/test/tsan.supp" \
-	  ctest --preset tsan -j$(CTEST_JOBS)
+	  ctest --preset tsan -j$(SAN_CTEST_JOBS)
 
 test-fuzz: test-deps
 	cmake --preset fuzz >/dev/null
