@@ -18,6 +18,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <regex>
 #include <thread>
 
 #include "loginflow/mock_broker.h"
@@ -357,8 +359,6 @@ struct Scenario {
   std::jthread watcher_;  // last: stopped and joined first
 };
 
-// The common end of a fault test: the rest produced, everything committed, SIGTERM → exit 0,
-// audit. Expects nothing lost, nothing wrong, offsets committed to the end, and no duplicate.
 // Nothing lost by loginflow. Results the embedded broker acknowledged without storing them are
 // reported, not failed (testing::attributeBrokerLosses): a real broker does not acknowledge them.
 void expectNothingLost(const testing::Audit& a, const Service& svc) {
@@ -370,10 +370,35 @@ void expectNothingLost(const testing::Audit& a, const Service& svc) {
               << " result(s) acknowledged to loginflow's producer and not stored (implicit ack)\n";
 }
 
+// What loginflow's last log line says it consumed and had acknowledged since it started.
+struct StopCounts {
+  bool found = false;
+  std::uint64_t consumed = 0, outputs = 0, dead_letters = 0;
+};
+StopCounts stopCounts(const std::string& log_path) {
+  static const std::regex kLine(
+      R"(since the start: consumed (\d+), outputs acknowledged (\d+), dead letters acknowledged (\d+))");
+  std::ifstream in(log_path);
+  std::string line;
+  std::smatch m;
+  StopCounts c;
+  while (std::getline(in, line))
+    if (std::regex_search(line, m, kLine)) {
+      c = {true, std::stoull(m[1].str()), std::stoull(m[2].str()), std::stoull(m[3].str())};
+    }
+  return c;
+}
+
+// The common end of a fault test: the rest produced, everything committed, SIGTERM → exit 0,
+// audit. Expects nothing lost, nothing wrong, offsets committed to the end, and no duplicate.
 Finish finishClean(Scenario& s) {
   Finish f = finish(s.c, s.svc, *s.prod, s.probe, s.events);
   const auto& a = f.audit;
   EXPECT_EQ(f.exit_status, 0) << s.svc.logs();
+  // After a clean stop, every record the last process consumed has its result acknowledged.
+  const StopCounts counts = stopCounts(s.svc.currentLog());
+  EXPECT_TRUE(counts.found) << "no final counts in the log\n" << s.svc.logs();
+  EXPECT_EQ(counts.consumed, counts.outputs + counts.dead_letters) << s.svc.logs();
   expectNothingLost(a, s.svc);
   EXPECT_EQ(a.wrong, 0u) << a.describe();
   EXPECT_EQ(a.unmatched, 0u) << a.describe();
