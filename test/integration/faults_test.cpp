@@ -609,53 +609,60 @@ std::string errorsText(const std::vector<ErrorFault>& faults) {
   return s;
 }
 
-TEST(Faults, ProduceRetriableErrors) {
-  Scenario s("produce", 8, 10'000, 1000, 0.03, 303);
-  std::vector<ErrorFault> faults = {
-      {kBrokerOut, kProduce,
-       cycle({RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-              RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
-              RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, RD_KAFKA_RESP_ERR__TRANSPORT},
-             24)}};
+// One error fault on one broker, then the audit and the report line: the shape shared by the
+// produce, fetch and commit error tests.
+struct SingleErrorTest {
+  std::string name;  // the Scenario's (log files, group)
+  std::uint64_t seed;
+  ErrorFault fault;
+  std::string title;  // the report's fault column
+  std::string where;  // "the output leader"…
+  bool must_stay_up;       // loginflow must not exit during the fault
+  bool replays_possible;   // see expectNoDuplicates
+};
+
+void runSingleErrorTest(const SingleErrorTest& t) {
+  Scenario s(t.name, 8, 10'000, 1000, 0.03, t.seed);
+  const std::vector<ErrorFault> faults = {t.fault};
   long long fault_ms = 0, recovery_ms = 0;
   Finish f = runErrorFault(s, faults, fault_ms, recovery_ms);
-  EXPECT_TRUE(s.exits.empty()) << "loginflow exited during retriable produce errors\n" << s.svc.logs();
-  expectNoDuplicates(f.audit, /*replays_possible=*/true);  // _TRANSPORT: disconnects
-  testing::reportReliability("Produce errors, retriable", s.loadText(), f.audit, recovery_ms,
-                             errorsText(faults) + " on the output leader, answered within " +
-                                 std::to_string(fault_ms) + " ms; " + s.exitsText());
+  if (t.must_stay_up) {
+    EXPECT_TRUE(s.exits.empty()) << "loginflow exited during " << t.title << "\n" << s.svc.logs();
+  }
+  expectNoDuplicates(f.audit, t.replays_possible);
+  testing::reportReliability(t.title, s.loadText(), f.audit, recovery_ms,
+                             errorsText(faults) + " on " + t.where + ", answered within " + std::to_string(fault_ms) +
+                                 " ms; " + s.exitsText());
+}
+
+TEST(Faults, ProduceRetriableErrors) {
+  runSingleErrorTest({"produce", 303,
+                      {kBrokerOut, kProduce,
+                       cycle({RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                              RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+                              RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, RD_KAFKA_RESP_ERR__TRANSPORT},
+                             24)},
+                      "Produce errors, retriable", "the output leader", true,
+                      /*replays_possible=*/true});  // _TRANSPORT: disconnects
 }
 
 TEST(Faults, ProduceNonRetriableErrors) {
-  Scenario s("produce-fatal", 8, 10'000, 1000, 0.03, 304);
-  std::vector<ErrorFault> faults = {
-      {kBrokerOut, kProduce,
-       cycle({RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
-              RD_KAFKA_RESP_ERR_INVALID_RECORD},
-             9)}};
-  long long fault_ms = 0, recovery_ms = 0;
-  Finish f = runErrorFault(s, faults, fault_ms, recovery_ms);
-  expectNoDuplicates(f.audit);
-  testing::reportReliability("Produce errors, non-retriable", s.loadText(), f.audit, recovery_ms,
-                             errorsText(faults) + " on the output leader, answered within " +
-                                 std::to_string(fault_ms) + " ms; " + s.exitsText());
+  runSingleErrorTest({"produce-fatal", 304,
+                      {kBrokerOut, kProduce,
+                       cycle({RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                              RD_KAFKA_RESP_ERR_INVALID_RECORD},
+                             9)},
+                      "Produce errors, non-retriable", "the output leader", false, false});
 }
 
 TEST(Faults, FetchErrors) {
-  Scenario s("fetch", 8, 10'000, 1000, 0.03, 305);
-  std::vector<ErrorFault> faults = {
-      {kBrokerIn, kFetch,
-       cycle({RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-              RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
-              RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR, RD_KAFKA_RESP_ERR__TRANSPORT},
-             12)}};
-  long long fault_ms = 0, recovery_ms = 0;
-  Finish f = runErrorFault(s, faults, fault_ms, recovery_ms);
-  EXPECT_TRUE(s.exits.empty()) << s.svc.logs();
-  expectNoDuplicates(f.audit);
-  testing::reportReliability("Fetch errors", s.loadText(), f.audit, recovery_ms,
-                             errorsText(faults) + " on the input leader, answered within " + std::to_string(fault_ms) +
-                                 " ms; " + s.exitsText());
+  runSingleErrorTest({"fetch", 305,
+                      {kBrokerIn, kFetch,
+                       cycle({RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                              RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+                              RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR, RD_KAFKA_RESP_ERR__TRANSPORT},
+                             12)},
+                      "Fetch errors", "the input leader", true, false});
 }
 
 // After an assignment loss, what may legitimately be done twice: inputs that had a result when
@@ -769,19 +776,12 @@ TEST(Faults, GroupAssignmentLostOnCoordinatorErrors) {
 }
 
 TEST(Faults, OffsetCommitErrors) {
-  Scenario s("commit", 8, 10'000, 1000, 0.03, 307);
-  std::vector<ErrorFault> faults = {
-      {kBrokerCoord, kOffsetCommit,
-       cycle({RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
-              RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS},
-             12)}};
-  long long fault_ms = 0, recovery_ms = 0;
-  Finish f = runErrorFault(s, faults, fault_ms, recovery_ms);
-  EXPECT_TRUE(s.exits.empty()) << s.svc.logs();
-  expectNoDuplicates(f.audit);
-  testing::reportReliability("OffsetCommit errors", s.loadText(), f.audit, recovery_ms,
-                             errorsText(faults) + " on the coordinator, answered within " + std::to_string(fault_ms) +
-                                 " ms; " + s.exitsText());
+  runSingleErrorTest({"commit", 307,
+                      {kBrokerCoord, kOffsetCommit,
+                       cycle({RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+                              RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS},
+                             12)},
+                      "OffsetCommit errors", "the coordinator", true, false});
 }
 
 // ---------------------------------------------------------------------------------------------

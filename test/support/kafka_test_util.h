@@ -207,11 +207,18 @@ inline std::int64_t total(const std::map<std::int32_t, std::int64_t>& m) {
   return n;
 }
 
-// Reads every record of a topic from the beginning up to its current end.
-inline std::vector<Record> readAll(const std::string& bootstrap, const std::string& topic, int partitions) {
+// Kafka timestamps of records, by (partition, offset).
+using Timestamps = std::map<std::pair<std::int32_t, std::int64_t>, std::int64_t>;
+
+// Reads every record of a topic from the beginning up to its end offsets as they are when the
+// read starts. With `timestamps`, also each record's Kafka timestamp (the producer's
+// CreateTime: set by librdkafka when the record was handed to it, kept across its retries).
+inline std::vector<Record> readAll(const std::string& bootstrap, const std::string& topic, int partitions,
+                                   Timestamps* timestamps = nullptr) {
   auto c = makeConsumer(bootstrap, "reader-" + std::to_string(getpid()));
   auto ends = endOffsets(c.get(), topic, partitions);
   kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(partitions));
+  std::map<std::int32_t, bool> done;
   int remaining = 0;
   for (int p = 0; p < partitions; ++p) {
     if (ends[p] > 0) {
@@ -222,20 +229,26 @@ inline std::vector<Record> readAll(const std::string& bootstrap, const std::stri
   std::vector<Record> out;
   if (remaining == 0) return out;
   rd_kafka_assign(c.get(), list.get());
-  std::map<std::int32_t, bool> done;
+  auto finished = [&](std::int32_t p) {
+    if (!done[p]) {
+      done[p] = true;
+      --remaining;
+    }
+  };
   const auto deadline = Clock::now() + std::chrono::seconds(120);
   while (remaining > 0 && Clock::now() < deadline) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(c.get(), 200);
     if (!m) continue;
     kafka::MessagePtr guard(m);
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      if (m->offset >= ends[m->partition] && !done[m->partition]) {
-        done[m->partition] = true;
-        --remaining;
-      }
+      if (m->offset >= ends[m->partition]) finished(m->partition);
       continue;
     }
     if (m->err) continue;
+    if (m->offset >= ends[m->partition]) {  // written after the end offsets were taken
+      finished(m->partition);
+      continue;
+    }
     Record r;
     r.partition = m->partition;
     r.offset = m->offset;
@@ -251,11 +264,12 @@ inline std::vector<Record> readAll(const std::string& bootstrap, const std::stri
       for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
         r.headers[name] = val ? std::string(static_cast<const char*>(val), size) : std::string();
     }
-    out.push_back(std::move(r));
-    if (m->offset + 1 >= ends[m->partition] && !done[m->partition]) {
-      done[m->partition] = true;
-      --remaining;
+    if (timestamps) {
+      rd_kafka_timestamp_type_t type;
+      (*timestamps)[{m->partition, m->offset}] = rd_kafka_message_timestamp(m, &type);
     }
+    out.push_back(std::move(r));
+    if (m->offset + 1 >= ends[m->partition]) finished(m->partition);
   }
   rd_kafka_consumer_close(c.get());
   if (remaining > 0) throw std::runtime_error("reading " + topic + " timed out");

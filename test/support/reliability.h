@@ -292,73 +292,7 @@ inline long rssKiB(pid_t pid) {
 
 using SourceId = std::pair<std::int32_t, std::int64_t>;  // (partition, offset) of an input
 
-// Kafka timestamps of records, by (partition, offset).
-using Timestamps = std::map<std::pair<std::int32_t, std::int64_t>, std::int64_t>;
-
-// Like readAll (kafka_test_util.h), and also each record's Kafka timestamp (the producer's
-// CreateTime: set by librdkafka when the record was handed to it, kept across its retries).
-inline std::vector<Record> readAllTimed(const std::string& bootstrap, const std::string& topic, int partitions,
-                                        Timestamps& timestamps) {
-  auto c = makeConsumer(bootstrap, "reader-" + std::to_string(getpid()));
-  auto ends = endOffsets(c.get(), topic, partitions);
-  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(partitions));
-  std::map<std::int32_t, bool> done;
-  int remaining = 0;
-  for (int p = 0; p < partitions; ++p) {
-    if (ends[p] > 0) {
-      rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-      ++remaining;
-    }
-  }
-  std::vector<Record> out;
-  if (remaining == 0) return out;
-  rd_kafka_assign(c.get(), list.get());
-  auto finished = [&](std::int32_t p) {
-    if (!done[p]) {
-      done[p] = true;
-      --remaining;
-    }
-  };
-  const auto deadline = Clock::now() + std::chrono::seconds(120);
-  while (remaining > 0 && Clock::now() < deadline) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(c.get(), 200);
-    if (!m) continue;
-    kafka::MessagePtr guard(m);
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      if (m->offset >= ends[m->partition]) finished(m->partition);
-      continue;
-    }
-    if (m->err) continue;
-    if (m->offset >= ends[m->partition]) {  // written after the end offsets were taken
-      finished(m->partition);
-      continue;
-    }
-    Record r;
-    r.partition = m->partition;
-    r.offset = m->offset;
-    r.key_null = m->key == nullptr;
-    if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
-    r.value_null = m->payload == nullptr;
-    if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
-    rd_kafka_headers_t* hdrs = nullptr;
-    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      const char* name;
-      const void* val;
-      size_t size;
-      for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
-        r.headers[name] = val ? std::string(static_cast<const char*>(val), size) : std::string();
-    }
-    rd_kafka_timestamp_type_t type;
-    timestamps[{m->partition, m->offset}] = rd_kafka_message_timestamp(m, &type);
-    out.push_back(std::move(r));
-    if (m->offset + 1 >= ends[m->partition]) finished(m->partition);
-  }
-  rd_kafka_consumer_close(c.get());
-  if (remaining > 0) throw std::runtime_error("reading " + topic + " timed out");
-  return out;
-}
-
-// Everything in the three topics at one moment (and the results' Kafka timestamps).
+// Everything in the three topics at one moment, with every record's Kafka timestamp.
 struct Snapshot {
   std::vector<Record> inputs, outputs, dead_letters;
   Timestamps input_ts, output_ts, dlq_ts;
@@ -415,9 +349,9 @@ inline Snapshot takeSnapshot(const std::string& bootstrap, int partitions, const
                              const std::string& output = "processed-user-login",
                              const std::string& dlq = "user-login-dlq") {
   Snapshot s;
-  s.inputs = readAllTimed(bootstrap, input, partitions, s.input_ts);
-  s.outputs = readAllTimed(bootstrap, output, partitions, s.output_ts);
-  s.dead_letters = readAllTimed(bootstrap, dlq, partitions, s.dlq_ts);
+  s.inputs = readAll(bootstrap, input, partitions, &s.input_ts);
+  s.outputs = readAll(bootstrap, output, partitions, &s.output_ts);
+  s.dead_letters = readAll(bootstrap, dlq, partitions, &s.dlq_ts);
   return s;
 }
 
