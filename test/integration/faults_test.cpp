@@ -699,6 +699,12 @@ std::size_t checkDuplicatesAfterLosses(const std::vector<Scenario::Loss>& losses
   return bound;
 }
 
+// Heartbeat answers that make the member rejoin, in both group tests.
+const std::vector<rd_kafka_resp_err_t> kHeartbeatErrors = {
+    RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+    RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+    RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS};
+
 // Heartbeat errors (the coordinator moved, timed out, loading) and then REBALANCE_IN_PROGRESS,
 // which makes the member rejoin (what happens on every rebalance, e.g. when an instance is added);
 // the rejoin meets a JoinGroup error and retries. The member (the only one) ends up with its
@@ -716,10 +722,7 @@ TEST(Faults, GroupRejoinOnCoordinatorErrors) {
   Scenario s("group", 8, 10'000, 1000, 0.03, 306);
   std::vector<ErrorFault> faults = {
       {kBrokerCoord, kJoinGroup, {RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS}},
-      {kBrokerCoord, kHeartbeat,
-       {RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
-        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
-        RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS}},
+      {kBrokerCoord, kHeartbeat, kHeartbeatErrors},
   };
   long long fault_ms = 0, recovery_ms = 0;
   Finish f = runErrorFault(s, faults, fault_ms, recovery_ms);
@@ -753,10 +756,7 @@ TEST(Faults, GroupAssignmentLostOnCoordinatorErrors) {
       {kBrokerCoord, kSyncGroup,
        {RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT}},
-      {kBrokerCoord, kHeartbeat,
-       {RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
-        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
-        RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS}},
+      {kBrokerCoord, kHeartbeat, kHeartbeatErrors},
   };
   long long fault_ms = 0, recovery_ms = 0;
   Finish f = runErrorFault(s, faults, fault_ms, recovery_ms);
