@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "loginflow/stats.h"
+#include "loginflow/utf8.h"
 
 namespace loginflow {
 
@@ -25,35 +26,6 @@ constexpr std::array<std::string_view, 7> kLevelNames = {"trace", "debug", "info
 
 void append(spdlog::memory_buf_t& dest, std::string_view s) {
   dest.append(s.data(), s.data() + s.size());
-}
-
-// Length of the well-formed UTF-8 sequence at s[i], or 0 when it is not one (overlong forms,
-// surrogates and code points above U+10FFFF are not well formed).
-std::size_t utf8SequenceLength(std::string_view s, std::size_t i) noexcept {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
-  std::size_t n = 0;
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (std::size_t k = 2; k < n; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return n;
 }
 
 // Appends s as a JSON string literal. Log messages may quote input data, so bytes that are

@@ -7,67 +7,14 @@
 #include <cstdio>
 #include <utility>
 
+#include "loginflow/utf8.h"
+
 namespace loginflow {
 
 namespace {
 
 using Counts = std::map<std::string, std::uint64_t>;
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
-
-// Length of the well-formed UTF-8 sequence at s[i], or 0 when it is not one.
-std::size_t utf8SequenceLength(std::string_view s, std::size_t i) noexcept {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
-  if (c < 0x80) return 1;
-  std::size_t n = 0;
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;  // no surrogates
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (i + n > s.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (std::size_t k = 2; k < n; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return n;
-}
-
-bool validUtf8(std::string_view s) noexcept {
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = utf8SequenceLength(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
-// The transform only lets valid UTF-8 through, but the insights must be valid JSON whatever
-// a shard holds: ill-formed bytes become U+FFFD.
-std::string sanitizeUtf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = utf8SequenceLength(s, i);
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  return out;
-}
 
 // `now - before` per name, without the names whose difference is zero; names are made valid
 // UTF-8 (merging any that become equal).
@@ -91,6 +38,8 @@ Counts difference(const Counts& now, const Counts* before) {
 
 std::uint64_t minus(std::uint64_t a, std::uint64_t b) noexcept { return a > b ? a - b : 0; }
 
+// The transform only lets valid UTF-8 through, but the insights must be valid JSON whatever a
+// shard holds: ill-formed bytes become U+FFFD.
 void writeString(JsonWriter& w, std::string_view s) {
   if (!validUtf8(s)) {
     const std::string valid = sanitizeUtf8(s);

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "loginflow/utf8.h"
 #include "process_metrics.h"
 
 namespace loginflow {
@@ -65,41 +66,7 @@ Family<Gauge>& gaugeFamily(Registry& r, const std::string& name, const std::stri
 // Label values may be any UTF-8, but a value taken from input data (a device type) is made
 // safe for every consumer of the exposition: ill-formed UTF-8 and control characters (which
 // the text format cannot escape, except LF) become U+FFFD.
-std::string labelValue(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = 0;
-    if (c >= 0x20 && c < 0x7F) {
-      n = 1;
-    } else if (c >= 0xC2 && c <= 0xF4) {
-      n = c <= 0xDF ? 2 : c <= 0xEF ? 3 : 4;
-      const auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-      unsigned char lo = 0x80;
-      unsigned char hi = 0xBF;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-      if (i + n > s.size() || at(1) < lo || at(1) > hi) {
-        n = 0;
-      } else {
-        for (std::size_t k = 2; k < n; ++k) {
-          if (at(k) < 0x80 || at(k) > 0xBF) n = 0;
-        }
-      }
-    }
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  return out;
-}
+std::string labelValue(std::string_view s) { return sanitizeUtf8(s, /*controls_too=*/true); }
 
 // A counter family with one label whose values come from the data (device types, locales):
 // at most `cap` distinct values besides "unknown", admitted first come and kept for the
