@@ -479,7 +479,7 @@ RunConfig parseRunArgs(const std::vector<std::string>& args, const EnvLookup& en
     std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
     auto refuse = [&](const std::string& why) { fail(spec, p.origin + ": " + p.key + "=" + p.value + ": " + why); };
     if (p.key == "enable.auto.commit" && lower == "true")
-      refuse("loginflow commits offsets itself, only after outputs are acknowledged; auto-commit would lose data on a crash");
+      refuse("loginflow manages offset commits (only offsets whose outputs are acknowledged are committed); remove it");
     if (p.key == "enable.auto.offset.store" && lower == "true")
       refuse("loginflow stores offsets itself; automatic offset store would break at-least-once");
     if (p.key == "enable.idempotence" && lower == "false")

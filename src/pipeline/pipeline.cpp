@@ -128,6 +128,8 @@ struct Pipeline::Impl {
   // between attempts (a commit refused during a rebalance succeeds once it is over).
   enum class Between { kWait, kServeGroupEvents };
   bool maybeCommit(bool sync, Clock::time_point deadline = {}, Between between = Between::kWait);
+  // Hands what may be committed to librdkafka's auto-commit (rd_kafka_offsets_store).
+  void storeOffsets();
   void pauseAll();
   void resumeAll();
   void onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
@@ -168,6 +170,9 @@ struct Pipeline::Impl {
   kafka::TopicPtr insights_topic;
   kafka::QueuePtr consumer_queue;
   bool cooperative = true;
+  // librdkafka commits the stored offsets (the default); false only when -X sets
+  // enable.auto.commit=false: loginflow then commits them itself every second.
+  bool auto_commit = true;
 
   // Slots and queues.
   std::vector<Slot> slots;
@@ -324,7 +329,12 @@ Pipeline::Impl::Impl(const RunConfig& config, Stats& s)
       {"bootstrap.servers", cfg.brokers},
       {"group.id", cfg.group_id},
       {"client.id", client_id},
-      {"enable.auto.commit", "false"},
+      // librdkafka commits what loginflow stores (rd_kafka_offsets_store: only offsets whose
+      // outputs are acknowledged), every auto.commit.interval.ms, and skips a commit while the
+      // group is rebalancing: a commit sent then makes librdkafka 2.0 drop the assignment
+      // (confluentinc/librdkafka#4059, see commitCb()).
+      {"enable.auto.commit", "true"},
+      {"auto.commit.interval.ms", "1000"},
       {"enable.auto.offset.store", "false"},
       {"auto.offset.reset", "earliest"},
       {"partition.assignment.strategy", "cooperative-sticky"},
@@ -336,6 +346,7 @@ Pipeline::Impl::Impl(const RunConfig& config, Stats& s)
   kafka::ConfPtr cconf = kafka::buildConf(cbase, cfg.kafka_properties, kafka::Role::kConsumer);
   rd_kafka_conf_set_opaque(cconf.get(), this);
   rd_kafka_conf_set_rebalance_cb(cconf.get(), rebalanceCb);
+  rd_kafka_conf_set_offset_commit_cb(cconf.get(), commitCb);
   rd_kafka_conf_set_stats_cb(cconf.get(), statsCb);
   rd_kafka_conf_set_error_cb(cconf.get(), errorCb);
   rd_kafka_conf_set_log_cb(cconf.get(), logCb);
@@ -345,6 +356,13 @@ Pipeline::Impl::Impl(const RunConfig& config, Stats& s)
   rd_kafka_poll_set_consumer(consumer.get());
   consumer_queue.reset(rd_kafka_queue_get_consumer(consumer.get()));
   cooperative = std::string_view(rd_kafka_rebalance_protocol(consumer.get())) != "EAGER";
+  {
+    char value[16] = {};
+    std::size_t size = sizeof value;
+    auto_commit = rd_kafka_conf_get(rd_kafka_conf(consumer.get()), "enable.auto.commit", value, &size) ==
+                      RD_KAFKA_CONF_OK &&
+                  std::string_view(value) == "true";
+  }
   prefetch_waker.emplace(kafka::PrefetchWaker::limitsOf(consumer.get()));
 
   out_topic.reset(rd_kafka_topic_new(producer.get(), cfg.output_topic.c_str(), nullptr));
@@ -439,7 +457,10 @@ void Pipeline::Impl::pollOnce() {
   touchPoller();
   drainAcks();
   if (Clock::now() >= next_commit) {
-    if (commits_suspended_since == Clock::time_point{} || Clock::now() - commits_suspended_since >= kCommitSuspendMax) {
+    if (auto_commit) {
+      storeOffsets();
+    } else if (commits_suspended_since == Clock::time_point{} ||
+               Clock::now() - commits_suspended_since >= kCommitSuspendMax) {
       commits_suspended_since = {};
       maybeCommit(false);
     }
@@ -572,6 +593,16 @@ void Pipeline::Impl::drainAcks() {
   }
 }
 
+void Pipeline::Impl::storeOffsets() {
+  const auto pending = tracker.pendingCommits();
+  if (pending.empty()) return;
+  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(pending.size())));
+  for (const auto& [p, off] : pending)
+    rd_kafka_topic_partition_list_add(list.get(), cfg.input_topic.c_str(), p)->offset = off;
+  // Per-partition errors (a partition revoked meanwhile) leave its offset unstored: harmless.
+  rd_kafka_offsets_store(consumer.get(), list.get());
+}
+
 bool Pipeline::Impl::maybeCommit(bool sync, Clock::time_point deadline, Between between) {
   auto listOfPending = [this] {
     auto pending = tracker.pendingCommits();
@@ -586,6 +617,9 @@ bool Pipeline::Impl::maybeCommit(bool sync, Clock::time_point deadline, Between 
     if (auto list = listOfPending()) rd_kafka_commit_queue(consumer.get(), list.get(), consumer_queue.get(), commitCb, this);
     return true;
   }
+  // librdkafka commits the stored offsets of partitions it unassigns, and at close: they must
+  // not be older than what this commit sends, or they would move the committed offset back.
+  if (auto_commit) storeOffsets();
   // Not rd_kafka_commit_queue(…, NULL queue, …): that waits for the coordinator with no time
   // limit, so a stop with the brokers gone would hang past --shutdown-timeout. The result is
   // taken as an event from a queue of our own, polled until the deadline.

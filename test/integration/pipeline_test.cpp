@@ -56,6 +56,35 @@ bool waitForResults(Fixture& f, std::int64_t expected, std::chrono::milliseconds
       timeout, 200ms);
 }
 
+// The periodic commits, while the process runs (not the stop's commit): librdkafka's
+// auto-commit of the offsets loginflow stores (the default), and loginflow's own commits with
+// -X enable.auto.commit=false. Either way the group's committed offsets reach the end offsets
+// within a few seconds of the last result.
+TEST(Pipeline, PeriodicCommitsReachTheEndWhileRunning) {
+  for (const bool auto_commit : {true, false}) {
+    SCOPED_TRACE(auto_commit ? "auto-commit of stored offsets" : "-X enable.auto.commit=false");
+    Fixture f(4);
+    const std::size_t kEvents = 5'000;
+    testing::produceAll(f.broker.bootstrap(), "user-login", generate(kEvents, 0.03, 1'000, 11));
+    std::vector<std::string> extra;
+    if (!auto_commit) extra = {"-X", "consumer.enable.auto.commit=false"};
+    const std::string group = auto_commit ? "periodic-auto" : "periodic-own";
+    Child child(f.runArgs(group, extra), testing::tempPath(group + ".log"));
+    ASSERT_TRUE(waitForResults(f, kEvents, 60s)) << child.log();
+    auto probe = testing::makeConsumer(f.broker.bootstrap(), "probe");
+    const auto ends = testing::endOffsets(probe.get(), "user-login", f.partitions);
+    EXPECT_TRUE(testing::waitFor(
+        [&] { return testing::committedOffsets(f.broker.bootstrap(), group, "user-login", f.partitions) == ends; },
+        15s, 100ms))
+        << child.log();
+    EXPECT_TRUE(child.running()) << child.log();
+    child.signal(SIGTERM);
+    const auto status = child.wait(30s);
+    ASSERT_TRUE(status.has_value()) << child.log();
+    EXPECT_EQ(*status, 0) << child.log();
+  }
+}
+
 TEST(Pipeline, EveryEventOnceOutputOrDeadLetterAndOffsetsCommitted) {
   Fixture f(8);
   const std::size_t kEvents = 100'000;
