@@ -440,6 +440,13 @@ TEST(Faults, SigkillAtFivePointsRestartedSameGroup) {
   auto restarted = Clock::now();
   std::map<std::int32_t, std::int64_t> restart_target;
   std::size_t redo = 0;  // results that may be repeats (upper bound): sum of `uncommitted`
+  // Kill 3 lands while the output leader refuses writes: kRefusals Produce requests answered
+  // NOT_ENOUGH_REPLICAS after kRefusalRttMs each (librdkafka has up to 5 requests in flight to a
+  // broker, so the refusals last about kRefusals / 5 × kRefusalRttMs).
+  constexpr int kKillWhileRefused = 2;
+  constexpr std::size_t kRefusals = 10;
+  constexpr int kRefusalRttMs = 3000;
+  std::size_t refused_at_kill = 0;
   for (int k = 0; k < 5; ++k) {
     // Kills 1, 3, 4 hit a process in steady state (it has caught up since its start, the stream
     // goes on); kills 2 and 5 one in the middle of its catch-up burst right after the restart
@@ -449,6 +456,23 @@ TEST(Faults, SigkillAtFivePointsRestartedSameGroup) {
     const std::int64_t base = s.results();
     long long caught_up = -1;
     std::int64_t at_catch_up = 0;
+    const auto target = static_cast<std::int64_t>(fractions[k] * static_cast<double>(s.n()));
+    // Inputs done, counted by identity (distinct inputs with a result), so that every kill point
+    // is reachable whatever the machine's speed: the input is finite and is all processed in the
+    // end, and repeats never count. The exact count reads the topics, so it is taken only where
+    // the cheap bounds cannot decide: results − redo ≤ done ≤ results.
+    std::int64_t done = 0;
+    auto next_count = Clock::now();
+    auto inputsDone = [&](std::int64_t r) {
+      if (r - static_cast<std::int64_t>(redo) >= target) return true;
+      if (r < target) return false;
+      if (done < target && Clock::now() >= next_count) {
+        done = static_cast<std::int64_t>(
+            testing::computeAudit(testing::takeSnapshot(s.c.bootstrap(), s.c.partitions), {}, {}).covered().size());
+        next_count = Clock::now() + 500ms;
+      }
+      return done >= target;
+    };
     ASSERT_TRUE(testing::waitFor(
         [&] {
           const std::int64_t r = s.results();
@@ -456,16 +480,47 @@ TEST(Faults, SigkillAtFivePointsRestartedSameGroup) {
             caught_up = msSince(restarted);
             at_catch_up = r;
           }
-          // Inputs done ≈ results minus what may have been done twice.
-          if (r - static_cast<std::int64_t>(redo) < static_cast<std::int64_t>(fractions[k] * static_cast<double>(s.n())))
-            return false;
-          if (burst) return r >= base + 1000;
+          if (!inputsDone(r)) return false;
+          // A slow run may see the producer finish before a kill point; then the end of the
+          // input (everything committed) stands in for the burst or the live stream.
+          auto atTheEnd = [&] { return s.prod->finished() && s.probe.caughtUp(kIn, s.probe.ends(kIn, s.c.partitions)); };
+          if (burst) return r >= base + 1000 || atTheEnd();
           // Steady: caught up, then about a second more of the live stream.
-          return k == 0 || (caught_up >= 0 && r >= at_catch_up + 500);
+          if (k == 0) return true;
+          if (caught_up < 0) return false;
+          return r >= at_catch_up + 500 || atTheEnd();
         },
-        90s, 10ms))
-        << "kill point " << k + 1 << " not reached\n" << s.svc.logs();
+        120s, 10ms))
+        << "kill point " << k + 1 << " not reached (results " << s.results() << ", " << done
+        << " inputs done by identity at the last count, target " << target << ")\n"
+        << s.svc.logs();
     if (caught_up >= 0) recoveries.push_back(caught_up);
+    if (k == kKillWhileRefused) {
+      // This kill lands while the output leader refuses every write for a few seconds (retriable
+      // errors, answered slowly: nothing is stored meanwhile), so that records have been
+      // consumed for longer than a commit cycle without being acknowledged. The kill waits for
+      // two commits made during the refusals (or for the refusals to be nearly over): the first
+      // may cover what was acknowledged before them, the second could only cover records
+      // consumed during them, which a pipeline that commits what it has not had acknowledged
+      // then loses.
+      auto committed = s.probe.committed(kIn, s.c.partitions);
+      int moves = 0;
+      pushErrors(s.c, kBrokerOut, kProduce, std::vector<rd_kafka_resp_err_t>(kRefusals, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS),
+                 kRefusalRttMs);
+      const bool moved = testing::waitFor(
+          [&] {
+            auto now = s.probe.committed(kIn, s.c.partitions);
+            if (now.size() == committed.size() && now != committed) {
+              ++moves;
+              committed = std::move(now);
+            }
+            return moves >= 2 || stackLeft(s.c, kBrokerOut, kProduce) <= 2;
+          },
+          15s, 50ms);
+      refused_at_kill = stackLeft(s.c, kBrokerOut, kProduce);
+      std::cout << "kill " << k + 1 << ": the output leader refusing writes (" << refused_at_kill << " of " << kRefusals
+                << " refusals left, " << moves << " commits seen meanwhile" << (moved ? "" : ", timed out") << ")\n";
+    }
     ASSERT_TRUE(s.svc.child().running()) << s.svc.logs();
     s.svc.child().signal(SIGKILL);
     ASSERT_EQ(s.svc.child().wait(10s).value_or(-1), 128 + SIGKILL);
@@ -524,7 +579,9 @@ TEST(Faults, SigkillAtFivePointsRestartedSameGroup) {
   std::ostringstream notes;
   notes << "kills at";
   for (const auto& kp : kills) notes << " " << 100 * kp.covered_n / s.n() << "%";
-  notes << " of inputs done; duplicates <= bound " << bound << " (" << kills.size() << " x queue " << kQueue
+  notes << " of inputs done (kill " << kKillWhileRefused + 1 << " while the output leader refused writes, "
+        << refused_at_kill << " of " << kRefusals << " refusals left)"
+        << "; duplicates <= bound " << bound << " (" << kills.size() << " x queue " << kQueue
         << " + " << redo << " done-not-committed at the kills); every duplicate was uncommitted at a kill; "
         << "recovery (restart to caught up, incl. ~11 s for the mock to evict the killed member):";
   for (long long r : recoveries) notes << " " << r << " ms";
