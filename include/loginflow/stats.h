@@ -150,10 +150,16 @@ struct alignas(kCacheLine) PollerShard {
   std::atomic<std::int64_t> heartbeat_ms{0};
   std::atomic<bool> ready{false};  // connected and a member of the group
 
-  // Consumer lag per partition of the input topic, from librdkafka's statistics (cold path:
-  // written every statistics.interval.ms under the mutex).
+  // When the poller last took a record from librdkafka (steadyMs()); the start until then.
+  std::atomic<std::int64_t> last_consumed_ms{0};
+
+  // Consumer lag per owned partition of the input topic: the high watermark minus the group's
+  // committed offset, both read from the brokers by the pipeline's lag thread (cold path:
+  // written every refresh under the mutex). `lag_refreshed_ms` (steadyMs()) is when the brokers
+  // last answered both queries; 0 before that. A failed refresh keeps the last values.
   mutable std::mutex lag_mu;
   std::map<std::int32_t, std::int64_t> consumer_lag;
+  std::int64_t lag_refreshed_ms = 0;
 };
 
 // The merged view of every shard at one instant.

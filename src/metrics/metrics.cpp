@@ -51,7 +51,8 @@ class DeltaCounter {
 
 constexpr const char* kConsumerLagName = "loginflow_consumer_lag";
 constexpr const char* kConsumerLagHelp =
-    "Consumer lag of each assigned input partition, in records.";
+    "Records behind of each input partition this member owns: the high watermark minus the group's committed "
+    "offset, read from the brokers every 2 s.";
 constexpr const char* kProducerErrorsName = "loginflow_producer_errors_total";
 constexpr const char* kProducerErrorsHelp =
     "Producer errors, by librdkafka error code (its name, e.g. _MSG_TIMED_OUT).";

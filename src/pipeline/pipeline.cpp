@@ -20,18 +20,19 @@
 #pragma GCC diagnostic ignored "-Wold-style-cast"
 
 #include <librdkafka/rdkafka.h>
-#include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <boost/lockfree/spsc_queue.hpp>
 #include <charconv>
+#include <condition_variable>
 #include <chrono>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -57,6 +58,13 @@ constexpr milliseconds kPauseAfter{1000};
 constexpr std::size_t kConsumeBatch = 1024;
 constexpr std::size_t kWorkerBatch = 64;
 constexpr std::int64_t kLivenessMs = 10'000;
+// /healthz's stall rule: owned partitions with lag, free slots, and nothing consumed for this long.
+constexpr std::int64_t kStallMs = 60'000;
+// consumer_lag: how often it is read from the brokers, how long one query may take, and how old
+// it may be for the stall rule (older: the brokers are not answering, the lag is unknown).
+constexpr milliseconds kLagRefresh{2000};
+constexpr milliseconds kLagQueryTimeout{2000};
+constexpr std::int64_t kLagFreshMs = 15'000;
 
 struct Slot {
   OffsetTracker::Handle handle;
@@ -101,6 +109,13 @@ std::uint64_t fnv1a(const void* data, std::size_t len) {
   return h;
 }
 
+template <typename Ids>
+std::string joinIds(const Ids& ids) {
+  std::string text;
+  for (auto p : ids) text += (text.empty() ? "" : ",") + std::to_string(p);
+  return text;
+}
+
 milliseconds retryBackoff(int attempt) {
   // 100 ms, 200 ms, 400 ms … capped at 10 s
   const std::int64_t ms = std::min<std::int64_t>(10'000, 100LL << std::min(attempt, 7));
@@ -132,12 +147,19 @@ struct Pipeline::Impl {
   void storeOffsets();
   void pauseAll();
   void resumeAll();
+  // Pauses or resumes `ids` (paused_parts follows).
+  void setPaused(const std::vector<std::int32_t>& ids, bool pause);
   void onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
   void waitForPartitions(const std::vector<std::int32_t>& parts, Clock::time_point deadline);
   // For assigned partitions this member lost earlier: where to resume (see onRebalance()).
   void resumeLostPartitions(rd_kafka_topic_partition_list_t* parts);
   void shutdown();
-  void onStats(const char* json, std::size_t len);
+  // ---- lag thread ----
+  // Every kLagRefresh: the high watermarks and the group's committed offsets of the owned
+  // partitions, from the brokers, into stats.poller().consumer_lag.
+  void lagMain();
+  void stopLagThread();
+  void refreshLag();
   void touchPoller() { stats.poller().heartbeat_ms.store(steadyMs(), std::memory_order_relaxed); }
 
   // ---- workers ----
@@ -150,7 +172,6 @@ struct Pipeline::Impl {
   static Impl* implOf(void* opaque) { return static_cast<Impl*>(opaque); }
   static void errorCb(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   static void rebalanceCb(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque);
-  static int statsCb(rd_kafka_t*, char* json, size_t len, void* opaque);
   static void drMsgCb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
   static void commitCb(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets, void* opaque);
 
@@ -190,7 +211,14 @@ struct Pipeline::Impl {
   // Partitions whose assignment was lost, or revoked without the commit going through: the
   // offset below which every record was output (acknowledged) but could not be committed.
   std::map<std::int32_t, std::int64_t> lost_positions;
+  // Flow control's pause: `paused` is the state (set by a long shortage of slots, cleared when
+  // half are free again); `paused_parts` what this member asked librdkafka to pause. librdkafka
+  // keeps a partition's pause across an unassign and a later assign of the same partition, so
+  // a partition paused before a revoke or a loss would come back paused with nothing left to
+  // resume it: every partition is resumed before it is unassigned, and set explicitly (paused
+  // or resumed, as `paused` says) when it is assigned.
   bool paused = false;
+  std::set<std::int32_t> paused_parts;
   Clock::time_point slots_full_since{};  // when the last free slot was taken; epoch when one is free
   Clock::time_point next_commit{};
   // A commit was refused because the group is rebalancing (or has moved to a new generation):
@@ -228,7 +256,11 @@ struct Pipeline::Impl {
   RateLimitedLog commit_error_log;
 
   std::function<void()> on_finished;
+  std::mutex lag_wait_mu;
+  std::condition_variable lag_wait_cv;
+  bool lag_stop = false;  // guarded by lag_wait_mu
   // Threads last: destroyed (joined) first.
+  std::jthread lag_thread;
   std::jthread delivery_thread;
   std::vector<std::jthread> worker_threads;
   std::jthread poller_thread;
@@ -273,11 +305,6 @@ void Pipeline::Impl::errorCb(rd_kafka_t* rk, int err, const char* reason, void* 
 void Pipeline::Impl::rebalanceCb(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
                                  void* opaque) {
   implOf(opaque)->onRebalance(err, parts);
-}
-
-int Pipeline::Impl::statsCb(rd_kafka_t*, char* json, size_t len, void* opaque) {
-  implOf(opaque)->onStats(json, len);
-  return 0;  // librdkafka frees json
 }
 
 void Pipeline::Impl::drMsgCb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
@@ -339,7 +366,6 @@ Pipeline::Impl::Impl(const RunConfig& config, Stats& s)
       {"auto.offset.reset", "earliest"},
       {"partition.assignment.strategy", "cooperative-sticky"},
       {"enable.partition.eof", "false"},
-      {"statistics.interval.ms", "5000"},
       // Bound what librdkafka prefetches (the rest of the memory bound is --queue-capacity).
       {"queued.max.messages.kbytes", "16384"},
   };
@@ -347,7 +373,6 @@ Pipeline::Impl::Impl(const RunConfig& config, Stats& s)
   rd_kafka_conf_set_opaque(cconf.get(), this);
   rd_kafka_conf_set_rebalance_cb(cconf.get(), rebalanceCb);
   rd_kafka_conf_set_offset_commit_cb(cconf.get(), commitCb);
-  rd_kafka_conf_set_stats_cb(cconf.get(), statsCb);
   rd_kafka_conf_set_error_cb(cconf.get(), errorCb);
   rd_kafka_conf_set_log_cb(cconf.get(), logCb);
 
@@ -384,6 +409,7 @@ Pipeline::Impl::Impl(const RunConfig& config, Stats& s)
 Pipeline::Impl::~Impl() {
   // Threads are joined by their members' destructors (declared last). Anything left in the
   // queues after an abandoned stop is released here.
+  stopLagThread();
   delivery_thread = {};
   worker_threads.clear();
   poller_thread = {};
@@ -423,12 +449,14 @@ void Pipeline::Impl::start(std::function<void()> finished) {
 
   const std::int64_t now = steadyMs();
   stats.poller().heartbeat_ms.store(now);
+  stats.poller().last_consumed_ms.store(now);
   stats.delivery().heartbeat_ms.store(now);
   for (std::size_t i = 0; i < cfg.workers; ++i) stats.worker(i).heartbeat_ms.store(now);
 
   delivery_thread = std::jthread([this] { deliveryMain(); });
   for (std::size_t i = 0; i < cfg.workers; ++i) worker_threads.emplace_back([this, i] { workerMain(i); });
   poller_thread = std::jthread([this] { pollerMain(); });
+  lag_thread = std::jthread([this] { lagMain(); });
   spdlog::info("pipeline started: {} workers, queue capacity {}, ordering {}, group {}", cfg.workers,
                cfg.queue_capacity, orderingName(cfg.ordering), cfg.group_id);
 }
@@ -479,10 +507,18 @@ void Pipeline::Impl::pollOnce() {
   if (free_slots.empty()) {
     const auto now = Clock::now();
     if (slots_full_since == Clock::time_point{}) slots_full_since = now;
-    if (!paused && now - slots_full_since >= kPauseAfter) pauseAll();
+    if (!paused && now - slots_full_since >= kPauseAfter) {
+      pauseAll();
+      spdlog::info("no free slot for {} ms ({} records in flight): fetching paused on [{}]", kPauseAfter.count(),
+                   cfg.queue_capacity, joinIds(paused_parts));
+    }
   } else {
     slots_full_since = {};
-    if (paused && free_slots.size() >= cfg.queue_capacity / 2) resumeAll();
+    if (paused && free_slots.size() >= cfg.queue_capacity / 2) {
+      const std::string was = joinIds(paused_parts);
+      resumeAll();
+      spdlog::info("half the slots free again: fetching resumed (paused were [{}])", was);
+    }
   }
 
   while (!stash.empty() && !free_slots.empty()) {
@@ -514,6 +550,7 @@ void Pipeline::Impl::pollOnce() {
       }
     }
   }
+  if (n > 0) stats.poller().last_consumed_ms.store(steadyMs(), std::memory_order_relaxed);
   for (ssize_t i = 0; i < n; ++i) {
     rd_kafka_message_t* m = batch[static_cast<std::size_t>(i)];
     if (m->err) {
@@ -664,21 +701,40 @@ bool Pipeline::Impl::maybeCommit(bool sync, Clock::time_point deadline, Between 
   return false;
 }
 
+void Pipeline::Impl::setPaused(const std::vector<std::int32_t>& ids, bool pause) {
+  if (ids.empty()) return;
+  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(ids.size())));
+  for (auto p : ids) rd_kafka_topic_partition_list_add(list.get(), cfg.input_topic.c_str(), p);
+  const rd_kafka_resp_err_t err =
+      pause ? rd_kafka_pause_partitions(consumer.get(), list.get()) : rd_kafka_resume_partitions(consumer.get(), list.get());
+  if (err) spdlog::warn("cannot {} partitions: {}", pause ? "pause" : "resume", rd_kafka_err2str(err));
+  for (auto p : ids) {
+    if (pause) paused_parts.insert(p);
+    else paused_parts.erase(p);
+  }
+}
+
 void Pipeline::Impl::pauseAll() {
+  std::vector<std::int32_t> ids;
   rd_kafka_topic_partition_list_t* a = nullptr;
   if (rd_kafka_assignment(consumer.get(), &a) == RD_KAFKA_RESP_ERR_NO_ERROR && a) {
     kafka::PartitionListPtr list(a);
-    if (list->cnt > 0) rd_kafka_pause_partitions(consumer.get(), list.get());
+    for (int i = 0; i < list->cnt; ++i) ids.push_back(list->elems[i].partition);
   }
+  setPaused(ids, true);
   paused = true;
 }
 
 void Pipeline::Impl::resumeAll() {
+  // What is assigned now, and whatever was paused before (a partition since unassigned was
+  // resumed then; resuming one that is not paused is harmless).
+  std::set<std::int32_t> ids(paused_parts);
   rd_kafka_topic_partition_list_t* a = nullptr;
   if (rd_kafka_assignment(consumer.get(), &a) == RD_KAFKA_RESP_ERR_NO_ERROR && a) {
     kafka::PartitionListPtr list(a);
-    if (list->cnt > 0) rd_kafka_resume_partitions(consumer.get(), list.get());
+    for (int i = 0; i < list->cnt; ++i) ids.insert(list->elems[i].partition);
   }
+  setPaused(std::vector<std::int32_t>(ids.begin(), ids.end()), false);
   paused = false;
 }
 
@@ -735,8 +791,7 @@ void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
   std::vector<std::int32_t> ids;
   ids.reserve(static_cast<std::size_t>(parts->cnt));
   for (int i = 0; i < parts->cnt; ++i) ids.push_back(parts->elems[i].partition);
-  std::string text;
-  for (auto p : ids) text += (text.empty() ? "" : ",") + std::to_string(p);
+  const std::string text = joinIds(ids);
 
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     resumeLostPartitions(parts);
@@ -755,7 +810,8 @@ void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
       spdlog::error("assign failed: {}", rd_kafka_error_string(e));
       rd_kafka_error_destroy(e);
     }
-    if (paused && parts->cnt > 0) rd_kafka_pause_partitions(consumer.get(), parts);
+    // Explicitly, either way: librdkafka may remember a pause from an earlier assignment.
+    setPaused(ids, paused);
     stats.poller().ready.store(true);
     spdlog::info("partitions assigned: [{}]", text);
     return;
@@ -815,6 +871,13 @@ void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
     for (auto p : ids) stats.poller().consumer_lag.erase(p);
   }
   stats.poller().rebalances[static_cast<std::size_t>(lost ? RebalanceKind::kLost : RebalanceKind::kRevoke)].add();
+  // Resumed before they go, so that none comes back paused (see paused_parts).
+  {
+    std::vector<std::int32_t> resume;
+    for (auto p : ids)
+      if (paused_parts.count(p)) resume.push_back(p);
+    setPaused(resume, false);
+  }
   if (cooperative) {
     rd_kafka_error_t* e = rd_kafka_incremental_unassign(consumer.get(), parts);
     if (e) {
@@ -828,28 +891,76 @@ void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
   spdlog::info("partitions {}: [{}]", lost ? "lost" : "revoked", text);
 }
 
-void Pipeline::Impl::onStats(const char* json, std::size_t len) {
-  rapidjson::Document doc;
-  doc.Parse(json, len);
-  if (doc.HasParseError() || !doc.IsObject()) return;
-  auto topics = doc.FindMember("topics");
-  if (topics == doc.MemberEnd() || !topics->value.IsObject()) return;
-  auto topic = topics->value.FindMember(cfg.input_topic.c_str());
-  if (topic == topics->value.MemberEnd() || !topic->value.IsObject()) return;
-  auto partitions = topic->value.FindMember("partitions");
-  if (partitions == topic->value.MemberEnd() || !partitions->value.IsObject()) return;
+// ---------------------------------------------------------------------------------------------
+// Lag thread: consumer_lag as `kafka-consumer-groups --describe` shows it, from the brokers, so
+// that it keeps growing whenever consumption stops, whatever the reason (librdkafka's own
+// statistics take the high watermark from fetch responses, and freeze with the fetcher).
+
+void Pipeline::Impl::lagMain() {
+  std::unique_lock lock(lag_wait_mu);
+  while (!lag_stop) {
+    lock.unlock();
+    refreshLag();
+    lock.lock();
+    lag_wait_cv.wait_for(lock, kLagRefresh, [this] { return lag_stop; });
+  }
+}
+
+void Pipeline::Impl::stopLagThread() {
+  {
+    std::lock_guard lock(lag_wait_mu);
+    lag_stop = true;
+  }
+  lag_wait_cv.notify_all();
+  if (lag_thread.joinable()) lag_thread.join();
+}
+
+void Pipeline::Impl::refreshLag() {
+  rd_kafka_topic_partition_list_t* a = nullptr;
+  if (rd_kafka_assignment(consumer.get(), &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a) return;
+  kafka::PartitionListPtr owned(a);
+  if (owned->cnt == 0) {
+    std::lock_guard lock(stats.poller().lag_mu);
+    stats.poller().consumer_lag.clear();
+    stats.poller().lag_refreshed_ms = steadyMs();
+    return;
+  }
+  // The group's committed offsets (OffsetFetch to the coordinator) and the high watermarks
+  // (ListOffsets for the latest offset, to each leader).
+  kafka::PartitionListPtr committed(rd_kafka_topic_partition_list_copy(owned.get()));
+  kafka::PartitionListPtr ends(rd_kafka_topic_partition_list_copy(owned.get()));
+  for (int i = 0; i < ends->cnt; ++i) ends->elems[i].offset = RD_KAFKA_OFFSET_END;  // latest
+  const int timeout = static_cast<int>(kLagQueryTimeout.count());
+  rd_kafka_resp_err_t err = rd_kafka_committed(consumer.get(), committed.get(), timeout);
+  if (!err) err = rd_kafka_offsets_for_times(consumer.get(), ends.get(), timeout);
+  if (err) {
+    spdlog::debug("consumer lag not refreshed: {}", rd_kafka_err2str(err));
+    return;
+  }
+  // Partitions the group has no committed offset for: the lag counts from the earliest offset
+  // (where auto.offset.reset=earliest starts).
+  kafka::PartitionListPtr starts(rd_kafka_topic_partition_list_new(1));
+  for (int i = 0; i < committed->cnt; ++i)
+    if (!committed->elems[i].err && committed->elems[i].offset < 0)
+      rd_kafka_topic_partition_list_add(starts.get(), cfg.input_topic.c_str(), committed->elems[i].partition)->offset =
+          RD_KAFKA_OFFSET_BEGINNING;
+  if (starts->cnt > 0 && rd_kafka_offsets_for_times(consumer.get(), starts.get(), timeout)) return;
   std::map<std::int32_t, std::int64_t> lag;
-  for (auto& p : partitions->value.GetObject()) {
-    int id = -1;
-    std::string_view name(p.name.GetString(), p.name.GetStringLength());
-    std::from_chars(name.data(), name.data() + name.size(), id);
-    if (id < 0 || !p.value.IsObject() || !tracker.assigned(id)) continue;
-    auto l = p.value.FindMember("consumer_lag");
-    if (l == p.value.MemberEnd() || !l->value.IsInt64() || l->value.GetInt64() < 0) continue;
-    lag[id] = l->value.GetInt64();
+  for (int i = 0; i < ends->cnt; ++i) {
+    const auto& e = ends->elems[i];
+    const auto* c = rd_kafka_topic_partition_list_find(committed.get(), cfg.input_topic.c_str(), e.partition);
+    if (e.err || e.offset < 0 || !c || c->err) continue;
+    std::int64_t from = c->offset;
+    if (from < 0) {
+      const auto* s = rd_kafka_topic_partition_list_find(starts.get(), cfg.input_topic.c_str(), e.partition);
+      if (!s || s->err || s->offset < 0) continue;
+      from = s->offset;
+    }
+    lag[e.partition] = std::max<std::int64_t>(0, e.offset - from);
   }
   std::lock_guard lock(stats.poller().lag_mu);
   stats.poller().consumer_lag = std::move(lag);
+  stats.poller().lag_refreshed_ms = steadyMs();
 }
 
 void Pipeline::Impl::shutdown() {
@@ -921,6 +1032,7 @@ void Pipeline::Impl::shutdown() {
     if (!rd_kafka_consumer_closed(consumer.get())) spdlog::warn("leaving the group timed out");
   }
 
+  stopLagThread();
   // Workers: no more records come; on an incomplete stop they drop what is queued.
   workers_stop.store(true, std::memory_order_release);
   for (auto& s : signals) {
@@ -1212,6 +1324,30 @@ bool Pipeline::healthy(std::string* why) const {
   for (std::size_t i = 0; i < s.workers(); ++i) {
     if (!s.worker(i).idle.load() && stale(s.worker(i).heartbeat_ms.load())) {
       if (why) *why = "worker " + std::to_string(i) + " made no progress in 10 s";
+      return false;
+    }
+  }
+  // Stuck by its own state: records to consume (lag the brokers report), room to take them
+  // (free slots), and nothing taken for kStallMs. A broker outage is not such a state: the lag
+  // is then unknown (not refreshed lately), or the slots are full (the output is stuck).
+  const std::int64_t idle_ms = now - s.poller().last_consumed_ms.load(std::memory_order_relaxed);
+  if (idle_ms > kStallMs && !impl_->stopping.load() &&
+      s.poller().in_flight.load(std::memory_order_relaxed) < static_cast<std::int64_t>(impl_->cfg.queue_capacity)) {
+    std::int64_t lag = 0;
+    std::size_t behind = 0;
+    {
+      std::lock_guard lock(s.poller().lag_mu);
+      if (now - s.poller().lag_refreshed_ms <= kLagFreshMs)
+        for (const auto& [p, l] : s.poller().consumer_lag)
+          if (l > 0) {
+            lag += l;
+            ++behind;
+          }
+    }
+    if (behind > 0) {
+      if (why)
+        *why = "stalled: " + std::to_string(behind) + " owned partitions are " + std::to_string(lag) +
+               " records behind, slots are free, and nothing was consumed for " + std::to_string(idle_ms / 1000) + " s";
       return false;
     }
   }

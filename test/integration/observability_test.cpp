@@ -7,6 +7,7 @@
 #include <rapidjson/document.h>
 
 #include <map>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -198,6 +199,100 @@ TEST_F(Observability, ScrapedCountersInsightsAndTopicEqualTheTrueCounts) {
   // And the log line.
   EXPECT_NE(child.log().find("insights {\"instance\""), std::string::npos);
 
+  child.signal(SIGTERM);
+  EXPECT_EQ(child.wait(30s).value_or(-1), 0) << child.log();
+}
+
+// consumer_lag comes from the brokers (high watermark minus the group's committed offset), so it
+// follows the input while consumption is blocked, and /healthz turns 503 once the pipeline owns
+// partitions with lag, has free slots, and has consumed nothing for 60 s; both recover when
+// consumption does. Consumption is blocked by failing every Fetch request (from the brokers'
+// side: what a stuck fetcher looks like from loginflow's), while ListOffsets and OffsetFetch,
+// which the lag is read with, keep working.
+TEST_F(Observability, LagFromTheBrokersGrowsWhileConsumptionIsBlockedAndHealthTurns503) {
+  constexpr std::int16_t kFetch = 1;  // Kafka protocol ApiKey
+  const std::size_t kFirst = 4'000, kBlocked = 1'500;
+  produce(kFirst, 41);
+  Child child(runArgs("stall"), testing::tempPath("stall.log"));
+  const std::uint16_t port = portOf(child);
+  ASSERT_NE(port, 0);
+  auto scrape = [&] {
+    auto r = testing::httpGet(port, "/metrics");
+    return r && r->first == 200 ? r->second : std::string();
+  };
+  auto lagOf = [&](const std::string& m) { return scraped(m, "loginflow_consumer_lag"); };
+  auto partitionsWithLag = [&](const std::string& m) {
+    int n = 0;
+    for (int p = 0; p < kPartitions; ++p)
+      n += testing::metricValue(m, "loginflow_consumer_lag{partition=\"" + std::to_string(p) + "\"}").has_value();
+    return n;
+  };
+  // Everything consumed and committed: one series per owned partition, all 0. The last record
+  // was consumed before `all_consumed`.
+  std::string m;
+  std::optional<std::chrono::steady_clock::time_point> all_consumed;
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        m = scrape();
+        const bool consumed = scraped(m, "loginflow_records_consumed_total") == static_cast<std::int64_t>(kFirst);
+        if (consumed && !all_consumed) all_consumed = std::chrono::steady_clock::now();
+        return consumed && partitionsWithLag(m) == kPartitions && lagOf(m) == 0;
+      },
+      60s, 250ms))
+      << m << child.log();
+
+  // Every Fetch fails from now on (far more errors than the test can use up; cleared below).
+  std::vector<rd_kafka_resp_err_t> errors(100'000, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+  rd_kafka_mock_push_request_errors_array(broker.cluster(), kFetch, errors.size(), errors.data());
+  // The lag follows the input, exactly: the committed offsets stay where they were.
+  for (std::size_t step = 1; step <= 2; ++step) {
+    produce(kBlocked, 41 + step);
+    ASSERT_TRUE(testing::waitFor([&] { return lagOf(m = scrape()) == static_cast<std::int64_t>(step * kBlocked); },
+                                 20s, 250ms))
+        << "consumer_lag does not follow the input while consumption is blocked\n" << m << child.log();
+    EXPECT_EQ(scraped(m, "loginflow_records_consumed_total"), static_cast<std::int64_t>(kFirst));
+  }
+  // /healthz: 200 until nothing has been consumed for 60 s, then 503 naming the stall (and how
+  // long nothing was consumed), within a few lag refreshes of the 60 s.
+  std::optional<std::pair<int, std::string>> health;
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        health = testing::httpGet(port, "/healthz");
+        if (health && health->first == 200) {
+          return false;
+        }
+        return health.has_value();
+      },
+      100s, 500ms))
+      << child.log();
+  const auto unhealthy_after =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - *all_consumed);
+  EXPECT_EQ(health->first, 503) << health->second;
+  static const std::regex kStalled(R"(stalled: (\d+) owned partitions are (\d+) records behind, slots are free, and nothing was consumed for (\d+) s)");
+  std::smatch sm;
+  ASSERT_TRUE(std::regex_search(health->second, sm, kStalled)) << health->second;
+  EXPECT_EQ(std::stoi(sm[1].str()), kPartitions) << health->second;
+  EXPECT_EQ(std::stoll(sm[2].str()), static_cast<std::int64_t>(2 * kBlocked)) << health->second;
+  EXPECT_GE(std::stoi(sm[3].str()), 60) << health->second;
+  EXPECT_LE(unhealthy_after.count(), 75) << "the stall was told late";
+  auto ready = testing::httpGet(port, "/readyz");
+  ASSERT_TRUE(ready.has_value());
+  EXPECT_EQ(ready->first, 200) << "readiness is about membership, not progress";
+
+  // Fetching works again: everything is consumed, the lag goes back to 0 and /healthz to 200.
+  rd_kafka_mock_clear_request_errors(broker.cluster(), kFetch);
+  const auto total = static_cast<std::int64_t>(kFirst + 2 * kBlocked);
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        m = scrape();
+        return scraped(m, "loginflow_records_produced_total") + scraped(m, "loginflow_records_dlq_total") == total &&
+               lagOf(m) == 0;
+      },
+      60s, 250ms))
+      << m << child.log();
+  health = testing::httpGet(port, "/healthz");
+  ASSERT_TRUE(health.has_value());
+  EXPECT_EQ(health->first, 200) << health->second;
   child.signal(SIGTERM);
   EXPECT_EQ(child.wait(30s).value_or(-1), 0) << child.log();
 }

@@ -381,6 +381,7 @@ struct Audit {
   // embedded broker of librdkafka 2.0.2 does not. `reprocessed` are results of a second
   // processing of the input (a new processed_at, a new timestamp): loginflow consumed it again.
   std::size_t reprocessed = 0;
+  std::set<SourceId> reprocessed_ids;  // the inputs processed more than once
   std::size_t replayed = 0;
   std::size_t wrong = 0;         // results whose kind, content or reason differs from the transform of the input
   std::size_t unmatched = 0;     // results that name no input
@@ -562,6 +563,7 @@ inline Audit computeAudit(const Snapshot& s, const std::map<std::int32_t, std::i
       a.duplicated += n - 1;
       const std::set<std::string> distinct(copies[id].begin(), copies[id].end());
       a.reprocessed += distinct.size() - 1;
+      if (distinct.size() > 1) a.reprocessed_ids.insert(id);
       a.replayed += n - distinct.size();
       std::string at;
       for (const auto& w : where[id]) at += " " + w;
