@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -68,6 +69,15 @@ std::string errorName(rd_kafka_resp_err_t err);
 
 // Producer settings that every loginflow producer uses (idempotent, acks=all, murmur2).
 std::vector<std::pair<std::string, std::string>> producerDefaults();
+
+// Why a user's librdkafka property would break the at-least-once guarantee, or nullopt when it
+// does not. The value is read as librdkafka reads it (so `1`, `t` and `TRUE` are all true), and
+// through any name that sets the same property (`request.required.acks`, `topic.acks`): the
+// property is applied to a configuration holding loginflow's own guarded settings, which are then
+// read back. Guarded: enable.auto.offset.store=false (an offset is stored only once its output is
+// acknowledged), enable.idempotence=true and acks=all. A value librdkafka rejects is not judged
+// here: creating the client reports it.
+std::optional<std::string> unsafeSetting(const KafkaProperty& p);
 
 // Waits until the cluster answers a metadata request, or the timeout passes. Returns an empty
 // string on success, else the last error text.

@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "loginflow/config.h"
+#include "loginflow/kafka.h"
 
 namespace loginflow {
 namespace {
@@ -475,18 +476,8 @@ RunConfig parseRunArgs(const std::vector<std::string>& args, const EnvLookup& en
   if (c.output_topic == c.dlq_topic)
     fail(spec, "--dlq-topic: the same topic as --output-topic (" + c.output_topic + ") would mix dead letters into the output");
   for (const auto& p : c.kafka_properties) {
-    auto lower = p.value;
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
     auto refuse = [&](const std::string& why) { fail(spec, p.origin + ": " + p.key + "=" + p.value + ": " + why); };
-    if (p.key == "enable.auto.commit" && lower == "true")
-      refuse("loginflow manages offset commits (only offsets whose outputs are acknowledged are committed); remove it");
-    if (p.key == "enable.auto.offset.store" && lower == "true")
-      refuse("loginflow stores offsets itself; automatic offset store would break at-least-once");
-    if (p.key == "enable.idempotence" && lower == "false")
-      refuse("the producer must be idempotent for the at-least-once guarantee");
-    if (p.key == "acks" || p.key == "request.required.acks") {
-      if (lower != "all" && lower != "-1") refuse("outputs must be acknowledged by all in-sync replicas (acks=all)");
-    }
+    if (auto why = kafka::unsafeSetting(p)) refuse(*why);
     if (p.key == "bootstrap.servers" || p.key == "metadata.broker.list") {
       if (c.brokers_explicit && p.value != c.brokers)
         refuse("contradicts --brokers " + c.brokers + "; set the brokers in one place");

@@ -46,6 +46,39 @@ long long intProperty(rd_kafka_t* rk, const char* name, long long fallback) {
   return ec == std::errc() && ptr == end && ptr != buf.data() ? v : fallback;
 }
 
+std::optional<std::string> unsafeSetting(const KafkaProperty& p) {
+  struct Guard {
+    const char* name;
+    const char* safe;  // loginflow's value, as librdkafka prints it
+    KafkaProperty::Scope client;
+    const char* why;
+  };
+  static const Guard kGuards[] = {
+      {"enable.auto.offset.store", "false", KafkaProperty::Scope::kConsumer,
+       "librdkafka would store (and auto-commit) offsets of records whose outputs are not acknowledged yet, "
+       "breaking at-least-once; loginflow stores each offset once its output is acknowledged"},
+      {"enable.idempotence", "true", KafkaProperty::Scope::kProducer,
+       "the producer must be idempotent for the at-least-once guarantee (no loss or reordering on retries)"},
+      {"acks", "-1", KafkaProperty::Scope::kProducer, "outputs must be acknowledged by all in-sync replicas (acks=all)"},
+  };
+  ConfPtr conf(rd_kafka_conf_new());
+  std::array<char, 512> err{};
+  for (const auto& g : kGuards)
+    if (rd_kafka_conf_set(conf.get(), g.name, g.safe, err.data(), err.size()) != RD_KAFKA_CONF_OK)
+      throw std::logic_error(std::string("guarded property unknown to librdkafka: ") + g.name);
+  if (rd_kafka_conf_set(conf.get(), p.key.c_str(), p.value.c_str(), err.data(), err.size()) != RD_KAFKA_CONF_OK)
+    return std::nullopt;  // rejected: reported when the client is created
+  for (const auto& g : kGuards) {
+    if (p.scope != KafkaProperty::Scope::kBoth && p.scope != g.client) continue;  // not for that client
+    std::array<char, 64> value{};
+    std::size_t size = value.size();
+    if (rd_kafka_conf_get(conf.get(), g.name, value.data(), &size) != RD_KAFKA_CONF_OK) continue;
+    if (std::string_view(value.data()) != g.safe)
+      return std::string(g.why) + " (librdkafka reads it as " + g.name + "=" + value.data() + ")";
+  }
+  return std::nullopt;
+}
+
 std::string errorName(rd_kafka_resp_err_t err) { return rd_kafka_err2name(err); }
 
 std::vector<std::pair<std::string, std::string>> producerDefaults() {

@@ -2,6 +2,8 @@
 // an unreachable broker exits 1 without hanging.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <fstream>
 
 #include "support/kafka_test_util.h"
@@ -67,7 +69,6 @@ TEST(Cli, ContradictoryOrUnsafeSettingsExit2BeforeConnecting) {
   for (auto args : std::vector<std::vector<std::string>>{
            {"run", "--brokers", unreachable, "--workers", "8", "--queue-capacity", "4"},
            {"run", "--brokers", unreachable, "--input-topic", "a", "--output-topic", "a"},
-           {"run", "--brokers", unreachable, "-X", "enable.auto.commit=true"},
            {"run", "--brokers", unreachable, "-X", "no.such.property=1"},
            {"run", "--brokers", unreachable, "-X", "producer.acks=1"},
            {"run", "--brokers", unreachable, "--kafka-config", "/nonexistent/client.properties"}}) {
@@ -76,6 +77,49 @@ TEST(Cli, ContradictoryOrUnsafeSettingsExit2BeforeConnecting) {
     EXPECT_EQ(o.status, 2) << o.output;
     EXPECT_EQ(lines(o.output), 1) << o.output;
     EXPECT_LT(testing::Clock::now() - start, 5s) << "should fail before connecting";
+  }
+}
+
+// The settings that would break at-least-once are judged as librdkafka reads them: any spelling
+// of a boolean it accepts, any name that sets the same property, from -X, LOGINFLOW_X and a
+// --kafka-config file alike. Each is refused with exit 2, one line naming it, before connecting.
+TEST(Cli, UnsafeSettingsAreRefusedHoweverTheyAreSpelled) {
+  const std::string unreachable = "127.0.0.1:1";
+  const std::vector<std::string> unsafe = {
+      "enable.auto.offset.store=true", "enable.auto.offset.store=1",          "enable.auto.offset.store=t",
+      "enable.auto.offset.store=TRUE", "consumer.enable.auto.offset.store=T", "enable.idempotence=false",
+      "enable.idempotence=0",          "producer.enable.idempotence=f",       "enable.idempotence=FALSE",
+      "acks=1",                        "acks=0",                              "request.required.acks=1",
+      "topic.acks=1",                  "producer.topic.request.required.acks=0",
+  };
+  const std::string file = testing::tempPath("unsafe.properties");
+  for (const auto& kv : unsafe) {
+    // As the message names it: without the consumer./producer. scope.
+    const bool scoped = kv.rfind("consumer.", 0) == 0 || kv.rfind("producer.", 0) == 0;
+    const std::string named = scoped ? kv.substr(kv.find('.') + 1) : kv;
+    {
+      std::ofstream f(file);
+      f << kv << "\n";
+    }
+    for (const auto& [how, args, env] : std::vector<std::tuple<std::string, std::vector<std::string>, std::vector<std::string>>>{
+             {"-X", {"run", "--brokers", unreachable, "-X", kv}, {}},
+             {"LOGINFLOW_X", {"run", "--brokers", unreachable}, {"LOGINFLOW_X=" + kv}},
+             {"--kafka-config", {"run", "--brokers", unreachable, "--kafka-config", file}, {}}}) {
+      auto start = testing::Clock::now();
+      auto o = runBinary(args, 20s, env);
+      EXPECT_EQ(o.status, 2) << how << " " << kv << ": " << o.output;
+      EXPECT_EQ(lines(o.output), 1) << o.output;
+      EXPECT_NE(o.output.find(named), std::string::npos) << "the line names the setting: " << o.output;
+      EXPECT_LT(testing::Clock::now() - start, 5s) << "should fail before connecting";
+    }
+  }
+  // What is safe is not refused (these then fail to connect: exit 1): loginflow's own commit
+  // modes, the guarded values spelled otherwise, and a guarded consumer setting given to the
+  // producer only (it has no effect there).
+  for (const std::string kv : {"enable.auto.commit=true", "enable.auto.commit=false", "enable.auto.offset.store=0",
+                               "enable.idempotence=1", "acks=all", "acks=-1", "producer.enable.auto.offset.store=true"}) {
+    auto o = runBinary({"run", "--brokers", unreachable, "--connect-timeout", "1s", "-X", kv});
+    EXPECT_EQ(o.status, 1) << kv << ": " << o.output;
   }
 }
 
