@@ -190,7 +190,6 @@ struct Pipeline::Impl {
   kafka::TopicPtr dlq_topic;
   kafka::TopicPtr insights_topic;
   kafka::QueuePtr consumer_queue;
-  bool cooperative = true;
   // librdkafka commits the stored offsets (the default); false only when -X sets
   // enable.auto.commit=false: loginflow then commits them itself every second.
   bool auto_commit = true;
@@ -380,7 +379,6 @@ Pipeline::Impl::Impl(const RunConfig& config, Stats& s)
   consumer = kafka::createClient(RD_KAFKA_CONSUMER, std::move(cconf));
   rd_kafka_poll_set_consumer(consumer.get());
   consumer_queue.reset(rd_kafka_queue_get_consumer(consumer.get()));
-  cooperative = std::string_view(rd_kafka_rebalance_protocol(consumer.get())) != "EAGER";
   {
     char value[16] = {};
     std::size_t size = sizeof value;
@@ -788,6 +786,10 @@ void Pipeline::Impl::resumeLostPartitions(rd_kafka_topic_partition_list_t* parts
 
 void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
   commits_suspended_since = {};  // the rebalance has reached this member: periodic commits resume
+  // Decided per callback: the group's protocol is known only once it has one (before the first
+  // join librdkafka says "NONE"). COOPERATIVE (cooperative-sticky) hands over increments; EAGER
+  // (range, roundrobin) the whole assignment, revoked in full before every rebalance.
+  const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(consumer.get())) == "COOPERATIVE";
   std::vector<std::int32_t> ids;
   ids.reserve(static_cast<std::size_t>(parts->cnt));
   for (int i = 0; i < parts->cnt; ++i) ids.push_back(parts->elems[i].partition);
@@ -800,15 +802,19 @@ void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
       if (parts->elems[i].offset >= 0) tracker.resumeAt(parts->elems[i].partition, parts->elems[i].offset);
     }
     stats.poller().rebalances[static_cast<std::size_t>(RebalanceKind::kAssign)].add();
-    rd_kafka_error_t* e = nullptr;
+    std::string failed;
     if (cooperative) {
-      e = rd_kafka_incremental_assign(consumer.get(), parts);
-    } else {
-      rd_kafka_assign(consumer.get(), parts);
+      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(consumer.get(), parts)) {
+        failed = rd_kafka_error_string(e);
+        rd_kafka_error_destroy(e);
+      }
+    } else if (rd_kafka_resp_err_t e = rd_kafka_assign(consumer.get(), parts)) {
+      failed = rd_kafka_err2str(e);
     }
-    if (e) {
-      spdlog::error("assign failed: {}", rd_kafka_error_string(e));
-      rd_kafka_error_destroy(e);
+    if (!failed.empty()) {
+      spdlog::error("assigning [{}] failed ({} rebalance protocol): {}", text, cooperative ? "COOPERATIVE" : "EAGER",
+                    failed);
+      return;
     }
     // Explicitly, either way: librdkafka may remember a pause from an earlier assignment.
     setPaused(ids, paused);
@@ -884,8 +890,8 @@ void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
       spdlog::error("unassign failed: {}", rd_kafka_error_string(e));
       rd_kafka_error_destroy(e);
     }
-  } else {
-    rd_kafka_assign(consumer.get(), nullptr);
+  } else if (rd_kafka_resp_err_t e = rd_kafka_assign(consumer.get(), nullptr)) {
+    spdlog::error("unassign failed: {}", rd_kafka_err2str(e));
   }
   if (lost) stats.poller().ready.store(false);
   spdlog::info("partitions {}: [{}]", lost ? "lost" : "revoked", text);
