@@ -145,6 +145,11 @@ struct alignas(kCacheLine) PollerShard {
   std::array<ShardCounter, kRebalanceKindCount> rebalances{};
   ShardCounter commits;         // successful offset commits
   ShardCounter commit_failures;
+  // Jumps in the offsets consumed from one partition (a record whose offset is past the one
+  // after the partition's previous record): records that were never consumed. Normal on a
+  // compacted topic or after a transactional producer's commit markers; otherwise a loss
+  // upstream of loginflow (retention, an offset reset).
+  ShardCounter input_gaps;
   std::vector<ShardCounter> dispatched;  // per worker: records pushed into its queue
   std::atomic<std::int64_t> in_flight{0};  // registered and not yet acknowledged
   std::atomic<std::int64_t> heartbeat_ms{0};
@@ -184,6 +189,7 @@ struct StatsSnapshot {
   std::array<std::uint64_t, kRebalanceKindCount> rebalances{};
   std::uint64_t commits = 0;
   std::uint64_t commit_failures = 0;
+  std::uint64_t input_gaps = 0;
   std::map<int, std::uint64_t> producer_errors;  // librdkafka error code → count
   std::uint64_t producer_queue_full = 0;
   std::int64_t queue_depth = 0;

@@ -179,6 +179,7 @@ StatsSnapshot Stats::snapshot() const {
   for (std::size_t i = 0; i < kRebalanceKindCount; ++i) s.rebalances[i] = p.rebalances[i].load();
   s.commits = p.commits.load();
   s.commit_failures = p.commit_failures.load();
+  s.input_gaps = p.input_gaps.load();
   s.in_flight = p.in_flight.load(std::memory_order_relaxed);
   {
     const std::lock_guard lock(p.lag_mu);

@@ -179,6 +179,7 @@ struct MetricsExporter::Impl {
   std::vector<DeltaCounter> rebalances;  // by RebalanceKind
   DeltaCounter commits;
   DeltaCounter commit_failures;
+  DeltaCounter input_gaps;
   Family<Counter>& producer_errors_family;
   std::map<int, DeltaCounter> producer_errors;
   DeltaCounter producer_queue_full;
@@ -236,6 +237,10 @@ MetricsExporter::Impl::Impl(const std::string& version)
       commit_failures(counterFamily(registry, "loginflow_commit_failures_total",
                                     "Offset commits that failed.")
                           .Add({})),
+      input_gaps(counterFamily(registry, "loginflow_input_gaps_total",
+                               "Jumps in the input offsets consumed from one partition: records never consumed "
+                               "(normal on compacted topics and after transaction markers).")
+                     .Add({})),
       producer_errors_family(counterFamily(registry, kProducerErrorsName, kProducerErrorsHelp)),
       producer_queue_full(counterFamily(registry, "loginflow_producer_queue_full_total",
                                         "Produce calls retried because librdkafka's queue was "
@@ -340,6 +345,7 @@ void MetricsExporter::update(const StatsSnapshot& s) {
   for (std::size_t i = 0; i < kRebalanceKindCount; ++i) m.rebalances[i].update(s.rebalances[i]);
   m.commits.update(s.commits);
   m.commit_failures.update(s.commit_failures);
+  m.input_gaps.update(s.input_gaps);
   for (const auto& [code, count] : s.producer_errors) {
     auto it = m.producer_errors.find(code);
     if (it == m.producer_errors.end()) {

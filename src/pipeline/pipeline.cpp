@@ -136,6 +136,11 @@ struct Pipeline::Impl {
   void pollerMain();
   void pollOnce();
   void dispatch(rd_kafka_message_t* m);
+  // Follows the offsets consumed per partition; counts and logs a jump (a gap).
+  void noteOffset(std::int32_t partition, std::int64_t offset);
+  void forgetOffset(std::int32_t partition) {
+    if (partition >= 0 && static_cast<std::size_t>(partition) < next_offset.size()) next_offset[partition] = -1;
+  }
   void drainAcks();
   // Commits what the tracker says may be committed: asynchronously (sync == false), or
   // synchronously, retrying until `deadline`: up to 3 attempts inside a rebalance callback
@@ -223,6 +228,10 @@ struct Pipeline::Impl {
   // A commit was refused because the group is rebalancing (or has moved to a new generation):
   // periodic commits wait for this member's next rebalance callback (see commitCb()).
   Clock::time_point commits_suspended_since{};
+  // Per partition: the offset after the last record consumed, -1 when unknown (just assigned):
+  // a record past it is a gap (PollerShard::input_gaps).
+  std::vector<std::int64_t> next_offset;
+  RateLimitedLog gap_log;
   std::vector<std::uint8_t> touched;  // workers that got records in this round
   std::size_t next_worker = 0;
   std::vector<rd_kafka_message_t*> batch;
@@ -561,6 +570,7 @@ void Pipeline::Impl::pollOnce() {
       continue;
     }
     prefetch_waker->noteRecord(m->len);
+    noteOffset(m->partition, m->offset);
     dispatch(m);
   }
   // Wake the workers that got records.
@@ -615,6 +625,22 @@ void Pipeline::Impl::dispatch(rd_kafka_message_t* m) {
   touched[w] = 1;
   stats.poller().dispatched[w].add();
   stats.poller().consumed.add();
+}
+
+void Pipeline::Impl::noteOffset(std::int32_t partition, std::int64_t offset) {
+  if (partition < 0) return;
+  const auto p = static_cast<std::size_t>(partition);
+  if (p >= next_offset.size()) next_offset.resize(p + 1, -1);
+  const std::int64_t expected = next_offset[p];
+  next_offset[p] = offset + 1;
+  if (expected < 0 || offset <= expected) return;  // first record, contiguous, or a re-fetch
+  stats.poller().input_gaps.add();
+  std::uint64_t suppressed = 0;
+  if (gap_log.shouldLog(suppressed))
+    spdlog::warn("input gap: partition {} jumped from offset {} to {}: {} offsets never consumed (expected on a "
+                 "compacted topic or after transaction markers; otherwise records were removed before loginflow "
+                 "read them: retention, an offset reset) ({} similar suppressed)",
+                 partition, expected, offset, offset - expected, suppressed);
 }
 
 void Pipeline::Impl::drainAcks() {
@@ -798,6 +824,7 @@ void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     resumeLostPartitions(parts);
     for (int i = 0; i < parts->cnt; ++i) {
+      forgetOffset(parts->elems[i].partition);
       tracker.assign(parts->elems[i].partition);
       if (parts->elems[i].offset >= 0) tracker.resumeAt(parts->elems[i].partition, parts->elems[i].offset);
     }
@@ -871,7 +898,10 @@ void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
       }
     }
   }
-  for (auto p : ids) tracker.revoke(p);
+  for (auto p : ids) {
+    tracker.revoke(p);
+    forgetOffset(p);
+  }
   {
     std::lock_guard lock(stats.poller().lag_mu);
     for (auto p : ids) stats.poller().consumer_lag.erase(p);

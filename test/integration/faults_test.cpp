@@ -1075,6 +1075,19 @@ TEST(Faults, BrokersDownThenUpAndLeadersMoved) {
                              "recovery per phase (fault end to caught up): " + notes + "; " + s.exitsText());
 }
 
+// Pads every JSON object event to ~1 KiB with an unknown member (dropped by the transform),
+// incompressible, so that a backlog is large in bytes.
+void padEvents(std::vector<GeneratedEvent>& events, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  static constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (auto& e : events) {
+    if (e.value_null || e.value.size() < 2 || e.value.front() != '{' || e.value.back() != '}') continue;
+    std::string pad(800, 'A');
+    for (auto& ch : pad) ch = kB64[rng() % 64];
+    e.value.insert(e.value.size() - 1, ", \"pad\": \"" + pad + "\"");
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. Stuck output: the output leader down while a large backlog arrives. Memory stays bounded
 //    (the poller pauses when --queue-capacity records are in flight), and the run recovers.
@@ -1092,16 +1105,7 @@ TEST(Faults, StuckOutputBoundedMemoryThenRecovers) {
               "consumer.queued.max.messages.kbytes=" + std::to_string(kQueuedKiB), "-X",
               "consumer.max.partition.fetch.bytes=" + std::to_string(kPartitionFetchKiB * 1024)},
              false);
-  {
-    std::mt19937_64 rng(505);
-    static constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (auto& e : s.events) {
-      if (e.value_null || e.value.size() < 2 || e.value.front() != '{' || e.value.back() != '}') continue;
-      std::string pad(800, 'A');
-      for (auto& ch : pad) ch = kB64[rng() % 64];
-      e.value.insert(e.value.size() - 1, ", \"pad\": \"" + pad + "\"");
-    }
-  }
+  padEvents(s.events, 505);
   std::size_t backlog_bytes = 0;
   for (std::size_t i = kWarm; i < s.n(); ++i) backlog_bytes += s.events[i].value.size() + s.events[i].key.size();
 
@@ -1161,6 +1165,98 @@ TEST(Faults, StuckOutputBoundedMemoryThenRecovers) {
                                  " partitions, 3% malformed, ~1 KiB events",
                              f.audit,
                              recovery, notes.str());
+}
+
+// Records removed from the input before loginflow read them: while the output leader is down a
+// backlog arrives, large enough that the embedded broker's retention (5 MiB per partition) drops
+// the oldest records before loginflow fetched them; its position is then out of range and
+// auto.offset.reset=earliest moves it to the oldest record left. loginflow cannot
+// process what is gone, but it must tell: loginflow_input_gaps_total and one warning naming the
+// partition and the range, which the test checks against the topic (the range starts after the
+// last input with a result and ends at the partition's first offset left). Everything still in
+// the topic is processed once and committed.
+TEST(Faults, InputRemovedByRetentionWhilePausedIsReportedAsAGap) {
+  const std::size_t kWarm = 200, kBacklog = 10'000;  // ~1 KiB each: twice the mock's 5 MiB
+  Scenario s("gap", 1, kWarm + kBacklog, 1000, 0.0, 315,
+             {"--queue-capacity", "500", "-X", "consumer.queued.max.messages.kbytes=1024", "-X",
+              "consumer.max.partition.fetch.bytes=262144"},
+             false);
+  padEvents(s.events, 315);
+  s.start(kWarm);
+  std::optional<std::uint16_t> port;
+  ASSERT_TRUE(testing::waitFor([&] { return (port = testing::httpPortFromLog(s.svc.child().log())).has_value(); }, 20s))
+      << s.svc.logs();
+  s.prod->join();
+  ASSERT_TRUE(testing::waitFor([&] { return s.probe.caughtUp(kIn, s.probe.ends(kIn, 1)); }, 30s, 50ms)) << s.svc.logs();
+  ASSERT_EQ(s.probe.committed(kIn, 1)[0], static_cast<std::int64_t>(kWarm));
+  rd_kafka_mock_broker_set_down(s.c.mock(), kBrokerOut);
+  testing::PacedProducer backlog(s.c.bootstrap(), kIn, s.events, kWarm, s.n(), 0);
+  ASSERT_TRUE(testing::waitFor([&] { return s.svc.child().log().find("fetching paused on") != std::string::npos; }, 30s,
+                               50ms))
+      << s.svc.logs();
+  backlog.join();
+  ASSERT_EQ(backlog.acked(), kBacklog) << backlog.error();
+  auto reader = testing::makeConsumer(s.c.bootstrap(), "gap-reader");
+  auto low = [&] {
+    std::int64_t lo = -1, hi = -1;
+    return rd_kafka_query_watermark_offsets(reader.get(), kIn.c_str(), 0, &lo, &hi, 5000) ? -1 : lo;
+  };
+  const std::int64_t first_left = low();
+  ASSERT_GT(first_left, 0) << "the embedded broker kept every record: no gap to tell";
+  rd_kafka_mock_broker_set_up(s.c.mock(), kBrokerOut);
+  ASSERT_GE(s.recover(), 0) << s.svc.logs();
+  const std::string log = s.svc.child().log();
+  auto metrics = testing::httpGet(*port, "/metrics");
+  ASSERT_TRUE(metrics.has_value());
+  EXPECT_EQ(testing::metricValue(metrics->second, "loginflow_input_gaps_total").value_or(-1), 1) << metrics->second;
+  auto [st, stop_ms] = s.svc.stop(25s);
+  ASSERT_TRUE(st.has_value()) << s.svc.logs();
+  EXPECT_EQ(*st, 0) << s.svc.logs();
+  EXPECT_EQ(low(), first_left) << "the retention moved again after the test read it";
+
+  const auto ends = s.probe.ends(kIn, 1);
+  auto snapshot = testing::takeSnapshot(s.c.bootstrap(), 1);
+  ASSERT_FALSE(snapshot.inputs.empty());
+  ASSERT_EQ(snapshot.inputs.front().offset, first_left);
+  // The inputs that are gone, as the test produced them (where the broker acknowledged each),
+  // so that the audit matches every input, gone or not, to its result by identity.
+  std::vector<testing::Record> gone;
+  for (std::size_t i = 0; i < s.n(); ++i) {
+    const auto [p, o] = i < kWarm ? s.prod->ackedAt(i) : backlog.ackedAt(i);
+    ASSERT_EQ(p, 0);
+    if (o >= first_left) continue;
+    const auto& e = s.events[i];
+    testing::Record r;
+    r.partition = p;
+    r.offset = o;
+    r.key_null = e.key_null;
+    r.key = e.key;
+    r.value_null = e.value_null;
+    r.value = e.value;
+    gone.push_back(std::move(r));
+  }
+  ASSERT_EQ(gone.size(), static_cast<std::size_t>(first_left));
+  snapshot.inputs.insert(snapshot.inputs.begin(), gone.begin(), gone.end());
+  const auto audit = testing::computeAudit(snapshot, testing::committedOffsets(s.c.bootstrap(), s.c.group, kIn, 1), ends);
+  EXPECT_EQ(audit.events, s.n());
+  EXPECT_EQ(audit.wrong, 0u) << audit.describe();
+  EXPECT_EQ(audit.unmatched, 0u) << audit.describe();
+  EXPECT_TRUE(audit.committed_ok) << audit.describe();
+  expectNoDuplicates(audit, /*replays_possible=*/true);  // the output leader went down
+  // The warning's range: from loginflow's position (everything before it was consumed and has a
+  // result, whether its input is still there or not) to the first offset left; exactly the
+  // inputs in that range have no result.
+  static const std::regex kGap(R"(input gap: partition (\d+) jumped from offset (\d+) to (\d+): (\d+) offsets never consumed)");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(log, m, kGap)) << log;
+  EXPECT_EQ(m[1].str(), "0");
+  const std::int64_t from = std::stoll(m[2].str()), to = std::stoll(m[3].str());
+  EXPECT_EQ(to, first_left) << m[0];
+  EXPECT_GE(from, static_cast<std::int64_t>(kWarm)) << m[0];
+  EXPECT_EQ(std::stoll(m[4].str()), to - from) << m[0];
+  for (const auto& [id, n] : audit.count)
+    EXPECT_EQ(n, id.second >= from && id.second < to ? 0u : 1u) << "input 0/" << id.second << ", gap " << m[0];
+  EXPECT_EQ(audit.lost, static_cast<std::size_t>(to - from)) << audit.describe();
 }
 
 // ---------------------------------------------------------------------------------------------
