@@ -49,7 +49,7 @@ struct HttpServerOptions {
   // line end (CRLF), up to but not including the empty line that ends the header. Exactly
   // max_header_bytes passes; one byte more is answered with 431 and the connection closed.
   std::size_t max_header_bytes = std::size_t{8} * 1024;
-  std::size_t max_request_line_bytes = std::size_t{16} * 1024;  // longer request lines: 414, then close
+  std::size_t max_request_line_bytes = std::size_t{16} * 1024;  // longer request lines: 400, then close
 };
 
 class HttpServer {

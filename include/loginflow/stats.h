@@ -72,10 +72,11 @@ inline constexpr std::size_t kLocaleSlots = std::size_t{27} * 27 * 27;
 std::size_t localeIndex(std::string_view upper_locale) noexcept;  // 0 when not 2–3 letters A–Z
 std::string localeName(std::size_t index);                       // "unknown" for 0
 
-// Distinct device-type names one shard keeps apart; names seen after that count as "other".
+// Distinct device-type names one shard counts in its lock-free table; further names, and
+// names longer than kMaxDeviceTypeNameBytes, are counted in an overflow map under a mutex (the
+// insights are uncapped, SPEC; only pathological input reaches it, and it costs memory in
+// proportion to the distinct names seen).
 inline constexpr std::size_t kMaxDeviceTypesPerShard = 1000;
-// Longer device-type names count as "other", so that a shard's memory stays bounded (at most
-// kMaxDeviceTypesPerShard names of at most this many bytes) whatever the input holds.
 inline constexpr std::size_t kMaxDeviceTypeNameBytes = 128;
 
 // Per-shard device-type counts. Single writer; readers see every published entry.
@@ -83,12 +84,14 @@ class DeviceTypeCounts {
  public:
   DeviceTypeCounts();
   // Counts one login; `name` empty means null (counted as "unknown").
-  void add(std::string_view name) noexcept;
-  // Calls f(name, count) for every entry (reader side; any thread).
+  void add(std::string_view name);
+  // Calls f(name, count) for every entry (reader side; any thread). A name appears once.
   template <typename F>
   void forEach(F&& f) const {
     const std::size_t n = published_.load(std::memory_order_acquire);
     for (std::size_t i = 0; i < n; ++i) f(std::string_view(entries_[i].name), entries_[i].count.load());
+    const std::lock_guard lock(overflow_mu_);
+    for (const auto& [name, count] : overflow_) f(std::string_view(name), count);
   }
 
  private:
@@ -101,6 +104,8 @@ class DeviceTypeCounts {
   std::vector<std::uint16_t> index_;  // open addressing: entry index + 1, 0 = empty
   std::atomic<std::size_t> published_{0};
   std::size_t last_hit_ = 0;
+  mutable std::mutex overflow_mu_;
+  std::map<std::string, std::uint64_t, std::less<>> overflow_;  // guarded by overflow_mu_
 };
 
 // What one worker thread counts (at transform time).

@@ -4,6 +4,8 @@
 // parser accepts `--name value` and `--name=value`; `run` also reads LOGINFLOW_<NAME> from the
 // environment first (flags win) and collects `-X key=value` librdkafka properties. Every error
 // is one line naming the option: "loginflow run: --workers: 'x' is not a whole number ≥ 1".
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -104,6 +106,20 @@ Setter fractionSetter(double& target) {
     double d = 0;
     if (!parseDouble(v, d) || d < 0 || d > 1) return quoted(v) + " is not a fraction from 0 to 1";
     target = d;
+    return "";
+  };
+}
+
+// An IPv4 or IPv6 address literal (what the HTTP endpoint binds to; a host name is refused
+// here rather than failing to bind after start-up).
+Setter addressSetter(std::string& target) {
+  return [&target](std::string_view v) -> std::string {
+    const std::string s(v);
+    in_addr a4{};
+    in6_addr a6{};
+    if (inet_pton(AF_INET, s.c_str(), &a4) != 1 && inet_pton(AF_INET6, s.c_str(), &a6) != 1)
+      return quoted(v) + " is not an IP address (e.g. 0.0.0.0, 127.0.0.1, ::, ::1); host names are not resolved";
+    target = s;
     return "";
   };
 }
@@ -430,7 +446,7 @@ RunConfig parseRunArgs(const std::vector<std::string>& args, const EnvLookup& en
        durationSetter(c.connect_timeout, false)},
       {"kafka-config", "FILE", "Java-style properties file of librdkafka properties", "",
        stringSetter(c.kafka_config_file)},
-      {"http-address", "ADDR", "address of the HTTP endpoint", c.http_address, stringSetter(c.http_address)},
+      {"http-address", "ADDR", "address of the HTTP endpoint (an IP address)", c.http_address, addressSetter(c.http_address)},
       {"http-port", "PORT", "port of /metrics /healthz /readyz /insights (0 = any free port)", "8080",
        portSetter(c.http_port)},
       {"insights-interval", "DURATION", "how often insights are merged, logged and published", "5s",
@@ -504,7 +520,7 @@ DemoConfig parseDemoArgs(const std::vector<std::string>& args) {
       {"bad-fraction", "F", "fraction of malformed events", "0.03", fractionSetter(c.bad_fraction)},
       {"insights-interval", "DURATION", "how often insights are merged and printed", "5s",
        durationSetter(c.insights_interval, false)},
-      {"http-address", "ADDR", "address of the HTTP endpoint", c.http_address, stringSetter(c.http_address)},
+      {"http-address", "ADDR", "address of the HTTP endpoint (an IP address)", c.http_address, addressSetter(c.http_address)},
       {"http-port", "PORT", "port of /metrics /healthz /readyz /insights (0 = any free port)", "8080",
        portSetter(c.http_port)},
   };

@@ -7,11 +7,9 @@ namespace loginflow {
 namespace {
 
 constexpr std::string_view kUnknown = "unknown";
-constexpr std::string_view kOther = "other";
 
-// Room for kMaxDeviceTypesPerShard ordinary names plus "unknown" and "other", which always
-// get a slot (they are where the null and the overflowing names go).
-constexpr std::size_t kEntryCapacity = kMaxDeviceTypesPerShard + 2;
+// Room for kMaxDeviceTypesPerShard ordinary names plus "unknown", which always gets a slot.
+constexpr std::size_t kEntryCapacity = kMaxDeviceTypesPerShard + 1;
 // Open addressing at a load factor below one half; a power of two for masking.
 constexpr std::size_t kIndexSize = 2048;
 static_assert(kIndexSize >= 2 * kEntryCapacity && (kIndexSize & (kIndexSize - 1)) == 0);
@@ -82,11 +80,17 @@ std::size_t DeviceTypeCounts::find(std::string_view name, std::uint64_t hash) co
   }
 }
 
-void DeviceTypeCounts::add(std::string_view name) noexcept {
-  if (name.empty()) {
-    name = kUnknown;
-  } else if (name.size() > kMaxDeviceTypeNameBytes) {
-    name = kOther;
+void DeviceTypeCounts::add(std::string_view name) {
+  if (name.empty()) name = kUnknown;
+  auto overflow = [&] {
+    const std::lock_guard lock(overflow_mu_);
+    auto it = overflow_.find(name);
+    if (it == overflow_.end()) it = overflow_.emplace(std::string(name), 0).first;
+    ++it->second;
+  };
+  if (name.size() > kMaxDeviceTypeNameBytes) {
+    overflow();
+    return;
   }
   // Only this (the writer) thread stores published_, so a relaxed load sees its own value.
   const std::size_t n = published_.load(std::memory_order_relaxed);
@@ -95,10 +99,10 @@ void DeviceTypeCounts::add(std::string_view name) noexcept {
     entries_[last_hit_].count.add();
     return;
   }
-  std::size_t slot = find(name, hashName(name));
-  if (index_[slot] == 0 && n >= kMaxDeviceTypesPerShard && name != kUnknown && name != kOther) {
-    name = kOther;
-    slot = find(name, hashName(name));
+  const std::size_t slot = find(name, hashName(name));
+  if (index_[slot] == 0 && n >= kMaxDeviceTypesPerShard && name != kUnknown) {
+    overflow();
+    return;
   }
   if (index_[slot] == 0) {
     // A new entry: fill it completely, then publish it (release) so that a reader that sees

@@ -214,7 +214,7 @@ class Session : public std::enable_shared_from_this<Session> {
         close();
         return;
       case http_detail::HeaderScanner::Result::kRequestLineTooLong:
-        respondError(414, "request line too long\n");
+        respondError(400, "request line too long\n");  // SPEC: malformed requests get 400
         return;
       case http_detail::HeaderScanner::Result::kFieldsTooLarge:
         respondError(431, "request header fields too large\n");

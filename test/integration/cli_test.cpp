@@ -43,6 +43,9 @@ TEST(Cli, BadValuesExit2NamingTheOption) {
                                                         {"run", "--ordering", "random"},
                                                         {"run", "--shutdown-timeout", "soon"},
                                                         {"run", "--http-port", "70000"},
+                                                        {"run", "--http-address", "localhost"},
+                                                        {"run", "--http-address", "300.1.1.1"},
+                                                        {"demo", "--http-address", "localhost"},
                                                         {"run", "--log-format", "xml"},
                                                         {"demo", "--rate", "-5"},
                                                         {"gen", "--count", "10"}}) {

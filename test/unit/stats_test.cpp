@@ -61,29 +61,35 @@ TEST(DeviceTypeCounts, CountsNamesAndNullAsUnknown) {
   EXPECT_EQ(got, (std::map<std::string, std::uint64_t>{{"android", 3}, {"ios", 1}, {"unknown", 1}}));
 }
 
-TEST(DeviceTypeCounts, NamesPastTheCapCountAsOther) {
+// SPEC: insights are uncapped. Names past the lock-free table, and overlong names, are counted
+// all the same, each under its own name.
+TEST(DeviceTypeCounts, NamesPastTheTableAreCountedUnderTheirOwnNames) {
   DeviceTypeCounts counts;
   for (std::size_t i = 0; i < kMaxDeviceTypesPerShard; ++i) counts.add("type-" + std::to_string(i));
   counts.add("one-too-many");
   counts.add("another");
   counts.add("one-too-many");
-  counts.add("type-7");  // admitted before the cap: still its own entry
-  counts.add("");        // null still has its own entry after the cap
+  counts.add("type-7");  // admitted to the table: still its own entry there
+  counts.add("");        // null still counts as "unknown" once the table is full
   const auto got = entries(counts);
-  EXPECT_EQ(got.size(), kMaxDeviceTypesPerShard + 2);
-  EXPECT_EQ(got.at("other"), 3U);
+  EXPECT_EQ(got.size(), kMaxDeviceTypesPerShard + 3);
+  EXPECT_EQ(got.at("one-too-many"), 2U);
+  EXPECT_EQ(got.at("another"), 1U);
   EXPECT_EQ(got.at("type-7"), 2U);
   EXPECT_EQ(got.at("unknown"), 1U);
-  EXPECT_EQ(got.count("one-too-many"), 0U);
+  EXPECT_EQ(got.count("other"), 0U);
 }
 
-TEST(DeviceTypeCounts, OverlongNamesCountAsOther) {
+TEST(DeviceTypeCounts, OverlongNamesAreCountedUnderTheirOwnNames) {
   DeviceTypeCounts counts;
-  counts.add(std::string(kMaxDeviceTypeNameBytes, 'x'));
-  counts.add(std::string(kMaxDeviceTypeNameBytes + 1, 'x'));
+  const std::string longest(kMaxDeviceTypeNameBytes, 'x'), longer(kMaxDeviceTypeNameBytes + 1, 'x');
+  counts.add(longest);
+  counts.add(longer);
+  counts.add(longer);
   const auto got = entries(counts);
-  EXPECT_EQ(got.at(std::string(kMaxDeviceTypeNameBytes, 'x')), 1U);
-  EXPECT_EQ(got.at("other"), 1U);
+  EXPECT_EQ(got.at(longest), 1U);
+  EXPECT_EQ(got.at(longer), 2U);
+  EXPECT_EQ(got.count("other"), 0U);
 }
 
 TEST(Stats, SnapshotMergesEveryShard) {
