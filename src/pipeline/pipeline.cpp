@@ -21,6 +21,9 @@
 
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #include <atomic>
 #include <boost/lockfree/spsc_queue.hpp>
@@ -223,6 +226,8 @@ struct Pipeline::Impl {
   // or resumed, as `paused` says) when it is assigned.
   bool paused = false;
   std::set<std::int32_t> paused_parts;
+  bool subscribed = false;     // start() subscribed (see ~Impl)
+  bool ever_assigned = false;  // an assignment arrived (see ~Impl)
   Clock::time_point slots_full_since{};  // when the last free slot was taken; epoch when one is free
   Clock::time_point next_commit{};
   // A commit was refused because the group is rebalancing (or has moved to a new generation):
@@ -428,6 +433,21 @@ Pipeline::Impl::~Impl() {
     if (r.headers) rd_kafka_headers_destroy(r.headers);
   for (auto& r : incoming_retries)
     if (r.headers) rd_kafka_headers_destroy(r.headers);
+  // librdkafka 2.0.2 aborts in rd_kafka_destroy() when the cooperative-sticky assignor was
+  // chosen by a JoinGroup answer but no SyncGroup completed yet (its state is still null:
+  // "rd_kafka_sticky_assignor_state_destroy: Assertion `assignor_state' failed",
+  // confluentinc/librdkafka#4312, fixed in 2.3.0): a stop before the first assignment. The
+  // consumer has left the group by now (or its close ran out of time); it is not destroyed
+  // then, and the process exits without it.
+  if (consumer && subscribed && !ever_assigned) {
+    spdlog::debug("the consumer never had an assignment: not destroyed (librdkafka#4312)");
+    consumer_queue.reset();
+#if defined(__SANITIZE_ADDRESS__)
+    __lsan_ignore_object(consumer.get());  // on purpose, and reachable from its threads anyway
+#endif
+    (void)consumer.release();
+    return;
+  }
   // A consumer whose close ran out of time (brokers gone) must not be closed again by
   // rd_kafka_destroy(), which would wait for the group coordinator without a time limit.
   if (consumer && !rd_kafka_consumer_closed(consumer.get())) {
@@ -453,6 +473,7 @@ void Pipeline::Impl::start(std::function<void()> finished) {
   rd_kafka_topic_partition_list_add(topics.get(), cfg.input_topic.c_str(), RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer.get(), topics.get());
   if (err) throw std::runtime_error(std::string("cannot subscribe to ") + cfg.input_topic + ": " + rd_kafka_err2str(err));
+  subscribed = true;
 
   const std::int64_t now = steadyMs();
   stats.poller().heartbeat_ms.store(now);
@@ -843,6 +864,7 @@ void Pipeline::Impl::onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partiti
                     failed);
       return;
     }
+    ever_assigned = true;
     // Explicitly, either way: librdkafka may remember a pause from an earlier assignment.
     setPaused(ids, paused);
     stats.poller().ready.store(true);

@@ -373,6 +373,17 @@ struct Audit {
   // Of the lost, those whose result the embedded broker acknowledged without storing it (see
   // attributeBrokerLosses); the rest (lost - broker_lost) are loginflow's.
   std::size_t broker_lost = 0;
+  // Every input without a result, with where its result was due: the output topic (the
+  // transform's key, placed by murmur2 like loginflow's producer) or the dead-letter topic (the
+  // input's key; a null key goes to any partition).
+  struct LostResult {
+    SourceId id;
+    bool output = true;
+    bool key_null = false;
+    std::string key;
+  };
+  std::vector<LostResult> lost_results;
+  std::vector<std::string> broker_lost_ids;  // "p/o" of the inputs whose loss is the broker's
   std::size_t duplicated = 0;    // results beyond the first for one input (= reprocessed + replayed)
   // Of the duplicates: `replayed` are byte-identical copies of one produced record (same value,
   // headers and producer timestamp — including processed_at for an output): one produce call
@@ -559,6 +570,8 @@ inline Audit computeAudit(const Snapshot& s, const std::map<std::int32_t, std::i
       ++a.lost;
       ++(expected[id].output ? a.lost_outputs : a.lost_dead_letters);
       note("lost: " + std::to_string(id.first) + "/" + std::to_string(id.second));
+      const Expected& e = expected[id];
+      a.lost_results.push_back({id, e.output, e.output ? false : e.in->key_null, e.output ? e.key : e.in->key});
     } else if (n > 1) {
       a.duplicated += n - 1;
       const std::set<std::string> distinct(copies[id].begin(), copies[id].end());
@@ -607,31 +620,58 @@ inline Audit auditRun(const std::string& bootstrap, const std::string& group, in
 // redirected request it can accept a later batch although an earlier one was never stored: that
 // record is then reported delivered and is not in the topic. loginflow runs in the fault tests
 // with `-X producer.debug=eos`, which logs each such implicit ack (IMPLICITACK); these are the
-// messages implicitly acknowledged per topic, summed over the given log files.
-inline std::map<std::string, std::size_t> implicitAcks(const std::vector<std::string>& log_paths) {
-  static const std::regex kLine(R"(IMPLICITACK: .*: (\S+) \[\d+\] (\d+) message\(s\) implicitly acked)");
-  std::map<std::string, std::size_t> out;
+// messages implicitly acknowledged per topic and partition, summed over the given log files.
+using ImplicitAcks = std::map<std::pair<std::string, std::int32_t>, std::size_t>;
+inline ImplicitAcks implicitAcks(const std::vector<std::string>& log_paths) {
+  static const std::regex kLine(R"(IMPLICITACK: .*: (\S+) \[(\d+)\] (\d+) message\(s\) implicitly acked)");
+  ImplicitAcks out;
   for (const auto& path : log_paths) {
     std::ifstream in(path);
     std::string line;
     std::smatch m;
     while (std::getline(in, line))
       if (line.find("IMPLICITACK") != std::string::npos && std::regex_search(line, m, kLine))
-        out[m[1].str()] += std::stoul(m[2].str());
+        out[{m[1].str(), std::stoi(m[2].str())}] += std::stoul(m[3].str());
   }
   return out;
 }
 
-// Attributes lost results to the embedded broker, up to the records implicitly acknowledged on
-// their topic (see implicitAcks): what loginflow had acknowledged and the broker did not store.
-inline void attributeBrokerLosses(Audit& a, const std::map<std::string, std::size_t>& implicit,
+// Attributes lost results to the embedded broker, record by record: a lost result is the
+// broker's only when the partition its result was due on (murmur2 of its key over
+// `result_partitions`, as loginflow's producer places it; any partition of the topic for a dead
+// letter with a null key) had records implicitly acknowledged (see implicitAcks), and each
+// acknowledgement excuses one lost result at most. What loginflow had acknowledged and the broker
+// did not store; the excused inputs are listed in broker_lost_ids.
+inline void attributeBrokerLosses(Audit& a, const ImplicitAcks& implicit, int result_partitions,
                                   const std::string& output = "processed-user-login",
                                   const std::string& dlq = "user-login-dlq") {
-  auto acked = [&](const std::string& topic) {
-    auto it = implicit.find(topic);
-    return it == implicit.end() ? std::size_t{0} : it->second;
-  };
-  a.broker_lost = std::min(a.lost_outputs, acked(output)) + std::min(a.lost_dead_letters, acked(dlq));
+  ImplicitAcks budget = implicit;
+  a.broker_lost = 0;
+  a.broker_lost_ids.clear();
+  for (const auto& l : a.lost_results) {
+    const std::string& topic = l.output ? output : dlq;
+    bool excused = false;
+    if (!l.key_null) {
+      const std::int32_t p = rd_kafka_msg_partitioner_murmur2(nullptr, l.key.data(), l.key.size(), result_partitions,
+                                                              nullptr, nullptr);
+      auto it = budget.find({topic, p});
+      if (it != budget.end() && it->second > 0) {
+        --it->second;
+        excused = true;
+      }
+    } else {
+      for (auto& [tp, n] : budget)
+        if (tp.first == topic && n > 0) {
+          --n;
+          excused = true;
+          break;
+        }
+    }
+    if (excused) {
+      ++a.broker_lost;
+      a.broker_lost_ids.push_back(std::to_string(l.id.first) + "/" + std::to_string(l.id.second));
+    }
+  }
 }
 
 // One machine-readable line per fault test, collected by scripts/reliability-report.sh:
