@@ -18,6 +18,7 @@
 
 #include "loginflow/mock_broker.h"
 #include "support/kafka_test_util.h"
+#include "support/reliability.h"
 
 namespace loginflow {
 namespace {
@@ -67,9 +68,8 @@ TEST(Backpressure, BacklogFarBeyondQueueCapacityIsProcessedWithBoundedMemory) {
   Topics t;
   const std::string& bootstrap = t.broker.bootstrap();
   // No too_large events: they are 1 MB each, and the embedded broker keeps ~5 MiB per partition.
-  EventGenerator gen(42, 0.01, wallClockMs() / 1000, 10'000, /*include_too_large=*/false);
-  std::vector<GeneratedEvent> events(kEvents);
-  for (auto& e : events) gen.next(e);
+  // Unique user ids, so that the audit can match every output to its input.
+  const auto events = testing::uniqueEvents(kEvents, 0.01, 42, /*include_too_large=*/false);
   const auto bad = static_cast<std::int64_t>(std::count_if(events.begin(), events.end(), [](const auto& e) { return e.bad; }));
   ASSERT_GT(bad, 0);
   testing::produceAll(bootstrap, "user-login", events);
@@ -94,6 +94,10 @@ TEST(Backpressure, BacklogFarBeyondQueueCapacityIsProcessedWithBoundedMemory) {
   // Until every result is there: sample /metrics (in-flight records and how far the consumer
   // got) and the child's memory.
   double max_in_flight = -1;
+  // Records inside the process as the brokers see it: consumed (loginflow's count) minus the
+  // results in the output topics read after that scrape (so never more than were really in
+  // flight then); its maximum must stay within the capacity.
+  double max_held = -1;
   int scrapes = 0, scrape_failures = 0;
   int samples_at_capacity = 0;
   double consumed_at_full = -1;  // records consumed when the slots were first seen all taken
@@ -115,8 +119,11 @@ TEST(Backpressure, BacklogFarBeyondQueueCapacityIsProcessedWithBoundedMemory) {
             }
           }
         }
+        const double consumed =
+            r && r->first == 200 ? testing::metricValue(r->second, "loginflow_records_consumed_total").value_or(-1) : -1;
         results = testing::total(testing::endOffsets(probe.get(), "processed-user-login", kPartitions)) +
                   testing::total(testing::endOffsets(probe.get(), "user-login-dlq", kPartitions));
+        if (consumed >= 0) max_held = std::max(max_held, consumed - static_cast<double>(results));
         return results >= static_cast<std::int64_t>(kEvents) || !child.running();
       },
       // The deadline is the throughput floor (plus the group join), so that a regression fails
@@ -138,11 +145,15 @@ TEST(Backpressure, BacklogFarBeyondQueueCapacityIsProcessedWithBoundedMemory) {
   ASSERT_TRUE(status.has_value()) << "no exit within the shutdown timeout\n" << child.log();
   EXPECT_EQ(*status, 0) << child.log();
 
-  // Every event has exactly one result, of the expected kind.
-  const auto outputs = testing::total(testing::endOffsets(probe.get(), "processed-user-login", kPartitions));
-  const auto dead_letters = testing::total(testing::endOffsets(probe.get(), "user-login-dlq", kPartitions));
-  EXPECT_EQ(outputs + dead_letters, static_cast<std::int64_t>(kEvents));
-  EXPECT_EQ(dead_letters, bad);
+  // Every event has exactly one result, of the expected kind, matched by identity.
+  const testing::Audit audit = testing::auditRun(bootstrap, "backpressure", kPartitions);
+  EXPECT_EQ(audit.events, kEvents) << audit.describe();
+  EXPECT_EQ(audit.lost, 0u) << audit.describe();
+  EXPECT_EQ(audit.duplicated, 0u) << audit.describe();
+  EXPECT_EQ(audit.wrong, 0u) << audit.describe();
+  EXPECT_EQ(audit.unmatched, 0u) << audit.describe();
+  EXPECT_EQ(static_cast<std::int64_t>(audit.dead_letters), bad) << audit.describe();
+  EXPECT_TRUE(audit.committed_ok) << audit.describe();
   EXPECT_EQ(testing::committedOffsets(bootstrap, "backpressure", "user-login", kPartitions), ends);
 
   // Bounded memory.
@@ -159,7 +170,8 @@ TEST(Backpressure, BacklogFarBeyondQueueCapacityIsProcessedWithBoundedMemory) {
   // queue), and never more than the capacity.
   EXPECT_GT(samples_at_capacity, 0) << "the slots never filled up: no backpressure was exercised";
   EXPECT_LT(consumed_at_full, static_cast<double>(kEvents) / 2) << "the slots filled up only late in the run";
-  EXPECT_LE(max_in_flight, kCapacity);
+  EXPECT_LE(max_in_flight, kCapacity);  // the gauge agrees with
+  EXPECT_LE(max_held, kCapacity) << "more records held inside the process than --queue-capacity";
 }
 
 }  // namespace

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iterator>
+
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -131,7 +134,21 @@ TEST(Pipeline, EveryEventOnceOutputOrDeadLetterAndOffsetsCommitted) {
   std::multiset<std::pair<std::string, std::string>> actual_out;
   for (const auto& o : outputs) actual_out.emplace(o.key, testing::withoutProcessedAt(o.value));
   EXPECT_EQ(outputs.size(), expected_out.size());
-  EXPECT_TRUE(actual_out == expected_out) << "outputs differ from the transform of the inputs";
+  if (actual_out != expected_out) {
+    // Which: the expected outputs missing, and the outputs nobody expected (a few of each).
+    std::vector<std::pair<std::string, std::string>> missing, unexpected;
+    std::set_difference(expected_out.begin(), expected_out.end(), actual_out.begin(), actual_out.end(),
+                        std::back_inserter(missing));
+    std::set_difference(actual_out.begin(), actual_out.end(), expected_out.begin(), expected_out.end(),
+                        std::back_inserter(unexpected));
+    std::string diff;
+    for (std::size_t i = 0; i < std::min<std::size_t>(5, missing.size()); ++i)
+      diff += "\n  expected, not output: key " + missing[i].first + " " + missing[i].second;
+    for (std::size_t i = 0; i < std::min<std::size_t>(5, unexpected.size()); ++i)
+      diff += "\n  output, not expected: key " + unexpected[i].first + " " + unexpected[i].second;
+    ADD_FAILURE() << "outputs differ from the transform of the inputs: " << missing.size() << " missing, "
+                  << unexpected.size() << " unexpected" << diff;
+  }
 
   auto dlq = testing::readAll(f.broker.bootstrap(), "user-login-dlq", f.partitions);
   EXPECT_EQ(dlq.size(), expected_reason.size());
