@@ -91,7 +91,7 @@ output and dead-letter topics are read back whole.
 
 | fault | how it is injected |
 | --- | --- |
-| SIGKILL at 5 points | `kill -9` once at least 15, 30, 45, 60, 75 % of the inputs are done — kills 1, 3, 4 in steady state (caught up, a second into the live stream), 2 and 5 in the middle of the catch-up burst right after a restart (`--queue-capacity 4096` records in flight) — restarted each time with the same group |
+| SIGKILL at 5 points | `kill -9` once at least 15, 30, 45, 60, 75 % of the inputs are done (counted by identity: distinct inputs with a result) — kills 1, 3, 4 in steady state (caught up, a second into the live stream), 2 and 5 in the middle of the catch-up burst right after a restart (`--queue-capacity 4096` records in flight; the end of the input stands in when a slow run sees the producer finish first); kill 3 while the output leader refuses every write (10 × NOT_ENOUGH_REPLICAS answered after 3 s each), after two commits made during the refusals — restarted each time with the same group |
 | SIGTERM at 3 points | SIGTERM at 25, 50, 75 % of the results; must exit 0 within `--shutdown-timeout 20s`; restarted with the same group |
 | Produce errors, retriable | `rd_kafka_mock_broker_push_request_error_rtts` on the output leader, ApiKey Produce: NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), LEADER_NOT_AVAILABLE, and disconnects (`_TRANSPORT`), 24 in all |
 | Produce errors, non-retriable | the same with MSG_SIZE_TOO_LARGE, TOPIC_AUTHORIZATION_FAILED, INVALID_RECORD, 9 in all: librdkafka fails those messages (a failed delivery report, not a fatal error of the idempotent producer: loginflow does not exit) and loginflow's delivery thread produces them again with backoff until acknowledged |
@@ -101,6 +101,9 @@ output and dead-letter topics are read back whole.
 | OffsetCommit errors | on the coordinator, ApiKey OffsetCommit: COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, REQUEST_TIMED_OUT, COORDINATOR_LOAD_IN_PROGRESS |
 | Broker down 5 s / up, leaders moved | `rd_kafka_mock_broker_set_down` / `_set_up`: the output leader, then the input leader, down for 5 s each; then every partition's leader moved (`rd_kafka_mock_partition_set_leader`: input 1 → 2, outputs 2 → 1); then the new input leader down for 5 s |
 | Output stuck (leader down) + backlog | the output leader down for ~7 s while a backlog of ~100 MiB (100,000 events of ~1 KiB) arrives; loginflow's peak resident memory (VmHWM) must stay within `--queue-capacity` (1000) records plus librdkafka's prefetch limits (set to 4 MiB and 256 KiB per partition here) plus 32 MiB, well below the backlog; then the run must recover |
+| Output leader + coordinator down while paused, assignment lost | one broker leads every output partition and coordinates the group; it goes down for the session timeout + 6 s with `--queue-capacity 2048`: the slots fill, fetching is paused, the member is evicted, the assignment is lost and comes back to it (the stall once seen by hand: librdkafka keeps an application's pause across an unassign and an assign); must catch up within 30 s of the fault's end |
+| Output leader down while paused, partitions revoked and returned | the output leader down until fetching is paused; a second member joins (some partitions revoked while paused), the output comes back, the second member leaves with SIGTERM and its partitions return to the first; must catch up within 30 s |
+| Input removed by retention while paused (gap) | one partition; the output leader down while a backlog twice the embedded broker's 5 MiB retention arrives, so records are removed before loginflow fetched them: loginflow must report the gap (`loginflow_input_gaps_total`, a warning with the range), exactly the inputs in that range have no result (the audit takes the removed inputs from what the test produced) |
 | Poison events 30 % | 30 % of the stream malformed, cycling through every dead-letter reason (including values over 1 MB), mixed with good events |
 | Rebalance: 2 join, 1 SIGTERM, 1 SIGKILL | (`test/integration/rebalance_test.cpp`, one broker, 12 partitions, 600 keys, `--ordering key`, `--queue-capacity 1024`, session timeout 3 s) instance A alone, then B and C join mid-stream; B gets SIGTERM (must exit 0), C gets SIGKILL with records in flight; A finishes the stream. Duplicates must come from C's kill or from a point where a member gave partitions up without its commit (an assignment lost, a revoke whose commit was refused; each logged by loginflow and taken as a replay point as it happens); per key, the outputs must follow input order except for one replay per such point |
 
@@ -168,7 +171,7 @@ generation moves on, its SyncGroup is refused and it drops the assignment as **l
 
 - its periodic commits are librdkafka's auto-commit (`enable.auto.commit=true`) of the offsets
   loginflow stores (`enable.auto.offset.store=false`, `rd_kafka_offsets_store` of what its
-  outputs' acknowledgements allow, every second). librdkafka skips an auto-commit while the member
+  outputs' acknowledgements allow, every 100 ms). librdkafka skips an auto-commit while the member
   is not in a steady state, which a commit sent by the application cannot know. Before this, the
   three-member scenario lost an assignment 5 to 7 times per run; since, once in 2 of 11 runs;
 - on a loss all the same it still finishes what is in flight for those partitions and remembers
@@ -211,6 +214,29 @@ the test. The notes above report such runs as "KNOWN ISSUE of the embedded broke
 The same missing check is why the broker stores a resent request twice (the *replayed*
 duplicates, and input records the test's own producer stored twice: each copy is audited as an
 input of its own).
+
+## The stall after a lost assignment (issue #12), and the loss once seen
+
+**The stall, found and fixed.** With one broker leading the outputs and coordinating the group,
+an outage of that broker past the session timeout stopped consumption for good: the slots filled,
+the poller paused the partitions, the assignment was lost; the poller's resume ran while nothing
+was assigned, and librdkafka (2.0.2 resets only its own pause flag on assign) kept the
+application's pause on the partitions when they were assigned again. `/healthz` stayed 200 and
+the lag metric, taken from librdkafka's statistics, froze with the fetcher. Now the pause is kept
+per partition (resumed before a partition is unassigned, set explicitly on every assign),
+`consumer_lag` is read from the brokers every 2 s, and `/healthz` turns 503 when the pipeline owns
+partitions with lag, has free slots and has consumed nothing for 60 s. The first two scenarios
+above are the stall's, each failed before the fix (no recovery).
+
+**The loss once seen** (an earlier stop: inputs 6/3213, 6/3214 and 6/3219 of the brokers-down
+test without a result while their neighbours had one, the committed offsets past them) has not
+been seen again. Since then the tests would tell each possible cause apart: an input never
+consumed shows as a gap (`loginflow_input_gaps_total` and a warning with the range, checked by the
+retention scenario above); a result the embedded broker acknowledged and never stored is
+attributed record by record (the partition its result was due on must have had an implicit ack
+logged, one ack per result, and the excused inputs are printed); any other loss fails the test
+with the audit's list of lost inputs. Loops of a scenario: `scripts/fault-loop.sh FILTER 30`
+(one line per run with its lost and duplicated counts, the logs of failed runs kept).
 
 ## Limits of the embedded broker
 

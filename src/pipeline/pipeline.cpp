@@ -52,6 +52,10 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr milliseconds kCommitInterval{1000};
+// How often the offsets acknowledged are stored for librdkafka's auto-commit (a local call):
+// what a SIGKILL makes the next owner redo is what was in flight plus what was acknowledged in
+// the last auto.commit.interval.ms (1 s) and this interval.
+constexpr milliseconds kStoreInterval{100};
 // The longest periodic commits wait after a refusal for a rebalance to reach this member.
 constexpr milliseconds kCommitSuspendMax{30'000};
 constexpr milliseconds kPollTimeout{20};
@@ -69,6 +73,13 @@ constexpr milliseconds kLagRefresh{2000};
 constexpr milliseconds kLagQueryTimeout{2000};
 constexpr std::int64_t kLagFreshMs = 15'000;
 
+// One record in flight. Its fields are handed from thread to thread, never shared at once:
+// the poller writes handle, kafka_ts_ms and dead_letter=false, then pushes the slot id into a
+// worker's spsc queue (release; the worker's pop acquires); the worker writes dead_letter and
+// reason, then hands the record to rd_kafka_producev(), whose queue locks order those writes
+// before the delivery report that the delivery thread reads them in; the delivery thread pushes
+// the slot id into the ack queue (spsc: release/acquire), and only then does the poller read
+// handle again and reuse the slot. A slot is in exactly one of these hands at a time.
 struct Slot {
   OffsetTracker::Handle handle;
   std::int64_t kafka_ts_ms = -1;  // the input's Kafka timestamp
@@ -173,8 +184,10 @@ struct Pipeline::Impl {
   // ---- workers ----
   void workerMain(std::size_t index);
   void process(std::size_t index, Transformer& t, const WorkItem& item);
+  // Adds the time spent waiting for room in librdkafka's queue to `waited`.
   bool produceWithBackpressure(std::size_t index, rd_kafka_topic_t* rkt, const char* key, std::size_t key_len,
-                               const char* value, std::size_t value_len, rd_kafka_headers_t* headers, void* opaque);
+                               const char* value, std::size_t value_len, rd_kafka_headers_t* headers, void* opaque,
+                               Clock::duration& waited);
 
   // ---- librdkafka callbacks (the opaque is the Impl) ----
   static Impl* implOf(void* opaque) { return static_cast<Impl*>(opaque); }
@@ -338,7 +351,9 @@ void Pipeline::Impl::commitCb(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_top
       self->commits_suspended_since = Clock::now();
     std::uint64_t suppressed = 0;
     if (self->commit_error_log.shouldLog(suppressed))
-      spdlog::warn("offset commit failed: {} (will retry; {} similar suppressed)", rd_kafka_err2str(err), suppressed);
+      spdlog::warn("offset commit failed: {} (the next commit sends these offsets again while the partitions are "
+                   "still assigned; {} similar suppressed)",
+                   rd_kafka_err2str(err), suppressed);
     return;
   }
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) self->stats.poller().commits.add();
@@ -503,8 +518,13 @@ void Pipeline::Impl::pollerMain() {
     spdlog::critical("poller failed: {}", e.what());
     exit_code = 1;
     abandon.store(true);
-    workers_stop.store(true);
-    delivery_stop.store(true);
+    workers_stop.store(true, std::memory_order_release);
+    // Wake the idle workers, so that they see the stop (the destructor joins them).
+    for (auto& sig : signals) {
+      sig->epoch.fetch_add(1, std::memory_order_release);
+      sig->epoch.notify_one();
+    }
+    delivery_stop.store(true, std::memory_order_release);
   }
   if (on_finished) on_finished();
 }
@@ -515,12 +535,15 @@ void Pipeline::Impl::pollOnce() {
   if (Clock::now() >= next_commit) {
     if (auto_commit) {
       storeOffsets();
-    } else if (commits_suspended_since == Clock::time_point{} ||
-               Clock::now() - commits_suspended_since >= kCommitSuspendMax) {
-      commits_suspended_since = {};
-      maybeCommit(false);
+      next_commit = Clock::now() + kStoreInterval;
+    } else {
+      if (commits_suspended_since == Clock::time_point{} ||
+          Clock::now() - commits_suspended_since >= kCommitSuspendMax) {
+        commits_suspended_since = {};
+        maybeCommit(false);
+      }
+      next_commit = Clock::now() + kCommitInterval;
     }
-    next_commit = Clock::now() + kCommitInterval;
   }
   if (prefetch_waker->poll(consumer.get(), consumer_queue.get())) touchPoller();
 
@@ -1143,7 +1166,7 @@ void Pipeline::Impl::workerMain(std::size_t index) {
 
 bool Pipeline::Impl::produceWithBackpressure(std::size_t index, rd_kafka_topic_t* rkt, const char* key,
                                              std::size_t key_len, const char* value, std::size_t value_len,
-                                             rd_kafka_headers_t* headers, void* opaque) {
+                                             rd_kafka_headers_t* headers, void* opaque, Clock::duration& waited) {
   while (true) {
     rd_kafka_resp_err_t err;
     if (headers) {
@@ -1166,7 +1189,9 @@ bool Pipeline::Impl::produceWithBackpressure(std::size_t index, rd_kafka_topic_t
         if (headers) rd_kafka_headers_destroy(headers);
         return false;
       }
+      const auto sleep_start = Clock::now();
       std::this_thread::sleep_for(milliseconds(1));
+      waited += Clock::now() - sleep_start;
       continue;
     }
     // Refused at once (unknown topic, message too large, fatal state): hand it to the
@@ -1196,6 +1221,7 @@ void Pipeline::Impl::process(std::size_t index, Transformer& t, const WorkItem& 
   WorkerShard& shard = stats.worker(index);
   rd_kafka_message_t* m = item.msg;
   const auto t0 = Clock::now();
+  Clock::duration waited{};
   InputRecord in;
   in.key = static_cast<const char*>(m->key);
   in.key_len = m->key_len;
@@ -1213,7 +1239,7 @@ void Pipeline::Impl::process(std::size_t index, Transformer& t, const WorkItem& 
     for (std::size_t w = 0; w < kWarningCount; ++w)
       if (r.warnings & (1U << w)) shard.warnings[w].add();
     produceWithBackpressure(index, out_topic.get(), r.key.data(), r.key.size(), r.value.data(), r.value.size(),
-                            nullptr, opaque);
+                            nullptr, opaque, waited);
   } else {
     slot.dead_letter = true;
     slot.reason = r.reason;
@@ -1233,9 +1259,11 @@ void Pipeline::Impl::process(std::size_t index, Transformer& t, const WorkItem& 
       rd_kafka_header_add(h, "error.original_size", -1, size, se - size);
     }
     produceWithBackpressure(index, dlq_topic.get(), static_cast<const char*>(m->key), m->key_len,
-                            r.dlq_value_null ? nullptr : r.dlq_value.data(), r.dlq_value.size(), h, opaque);
+                            r.dlq_value_null ? nullptr : r.dlq_value.data(), r.dlq_value.size(), h, opaque, waited);
   }
-  shard.processing.observe(std::chrono::duration<double>(Clock::now() - t0).count());
+  // The worker's own time: waiting for room in librdkafka's queue (backpressure from the
+  // brokers) is counted by producer_queue_full, not here.
+  shard.processing.observe(std::chrono::duration<double>(Clock::now() - t0 - waited).count());
   rd_kafka_message_destroy(m);
 }
 

@@ -848,6 +848,33 @@ TEST(Faults, GroupAssignmentLostWhileCoordinatorDown) {
                                  s.exitsText());
 }
 
+// Inputs processed again after a lost assignment that came back to the member: only where it
+// resumed a partition (its log's "acknowledged up to offset X ... resuming there"), at or past X:
+// records still in flight when the loss ended the wait for them (at most 15 s; an output outage
+// can outlast it), whose late acknowledgements no longer count for a partition given up. At most
+// `bound` of them.
+void expectOnlyResumedRedone(const Finish& f, const std::string& log_path, std::size_t bound) {
+  std::ifstream in(log_path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string log = ss.str();
+  static const std::regex kResumed(R"(partition (\d+) was lost with its outputs acknowledged up to offset (\d+))");
+  std::map<std::int32_t, std::int64_t> resumed_at;
+  for (std::sregex_iterator it(log.begin(), log.end(), kResumed), end; it != end; ++it) {
+    const auto p = std::stoi((*it)[1].str());
+    const std::int64_t o = std::stoll((*it)[2].str());
+    resumed_at[p] = resumed_at.count(p) ? std::min(resumed_at[p], o) : o;
+  }
+  std::size_t unexplained = 0;
+  for (const auto& id : f.audit.reprocessed_ids) {
+    const auto r = resumed_at.find(id.first);
+    if (r == resumed_at.end() || id.second < r->second) ++unexplained;
+  }
+  EXPECT_EQ(unexplained, 0u) << "inputs processed again below the position the member resumed at\n"
+                             << f.audit.describe();
+  EXPECT_LE(f.audit.reprocessed, bound) << f.audit.describe();
+}
+
 // Whether `log` says fetching was paused (no free slot) before it says the assignment was lost
 // or revoked: what the two tests below must provoke.
 bool pausedBeforeRebalance(const std::string& log, const std::string& rebalance) {
@@ -894,37 +921,59 @@ TEST(Faults, OutputLeaderAndCoordinatorDownWhilePausedAssignmentLost) {
         << "fetching was not paused before the loss: the scenario did not happen\n" << s.svc.logs();
   }
   const std::size_t bound = checkDuplicatesAfterLosses(losses, f, kQueue);
-  // Inputs processed again: only where the member resumed a partition it got back (the logged
-  // "acknowledged up to offset X ... resuming there"), at or past X: records still in flight
-  // when the loss ended the wait for them (at most 15 s; the output leader's outage can outlast
-  // it), whose late acknowledgements no longer count for a partition given up.
-  {
-    std::ifstream in(s.svc.currentLog());
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const std::string log = ss.str();
-    static const std::regex kResumed(R"(partition (\d+) was lost with its outputs acknowledged up to offset (\d+))");
-    std::map<std::int32_t, std::int64_t> resumed_at;
-    for (std::sregex_iterator it(log.begin(), log.end(), kResumed), end; it != end; ++it) {
-      const auto p = std::stoi((*it)[1].str());
-      const std::int64_t o = std::stoll((*it)[2].str());
-      resumed_at[p] = resumed_at.count(p) ? std::min(resumed_at[p], o) : o;
-    }
-    std::size_t unexplained = 0;
-    for (const auto& id : f.audit.reprocessed_ids) {
-      const auto r = resumed_at.find(id.first);
-      if (r == resumed_at.end() || id.second < r->second) ++unexplained;
-    }
-    EXPECT_EQ(unexplained, 0u) << "inputs processed again below the position the member resumed at\n"
-                               << f.audit.describe();
-    EXPECT_LE(f.audit.reprocessed, kQueue * losses.size()) << f.audit.describe();
-  }
+  expectOnlyResumedRedone(f, s.svc.currentLog(), kQueue * losses.size());
   testing::reportReliability("Output leader + coordinator down while paused, assignment lost", s.loadText(),
                              f.audit, recovery_ms,
                              "output leader and coordinator (one broker) down " + std::to_string(fault_ms) +
                                  " ms (session timeout " + std::to_string(std::chrono::milliseconds(kSession).count()) +
                                  " ms) with --queue-capacity " + std::to_string(kQueue) +
                                  ": slots full, fetching paused, assignment lost " + std::to_string(losses.size()) +
+                                 "x and reassigned, resumed (duplicates <= bound " + std::to_string(bound) + "); " +
+                                 s.exitsText());
+}
+
+// A variant of the stall: the group coordinator alone goes down past the session timeout while
+// the slots are full (the output leader refuses every write meanwhile: retriable errors,
+// answered slowly, so nothing is acknowledged and fetching is paused). The member is evicted
+// while paused, its assignment lost, and the partitions come back to it. Expected as above:
+// nothing lost, committed to the end, caught up within 30 s of the fault's end, inputs
+// processed again only at or past where the member resumed.
+TEST(Faults, CoordinatorDownPastTheSessionTimeoutWhileSlotsAreFull) {
+  const int kQueue = 2048;
+  const auto kSession = 6s;  // consumer.session.timeout.ms of Cluster::args
+  Scenario s("fullevict", 8, 40'000, 2000, 0.03, 317, {"--queue-capacity", std::to_string(kQueue)});
+  s.start();
+  s.watchLosses();
+  ASSERT_TRUE(s.waitResults(0.15));
+  // About 20 / 5 in flight × 3 s = 12 s of refused writes.
+  pushErrors(s.c, kBrokerOut, kProduce, std::vector<rd_kafka_resp_err_t>(20, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS), 3000);
+  auto currentLog = [&] {
+    std::ifstream in(s.svc.currentLog());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  ASSERT_TRUE(testing::waitFor([&] { return currentLog().find("fetching paused on") != std::string::npos; }, 20s, 50ms))
+      << "fetching was never paused while the writes were refused\n" << s.svc.logs();
+  const auto t0 = Clock::now();
+  rd_kafka_mock_broker_set_down(s.c.mock(), kBrokerCoord);
+  std::this_thread::sleep_for(kSession + 3s);  // the fault's duration, not a synchronisation
+  rd_kafka_mock_broker_set_up(s.c.mock(), kBrokerCoord);
+  const long long fault_ms = msSince(t0);
+  const long long recovery_ms = s.recover();
+  ASSERT_GE(recovery_ms, 0) << "no recovery: consumption stalled after the fault\n" << s.svc.logs();
+  EXPECT_LE(recovery_ms, 30'000) << "not caught up within 30 s of the fault's end\n" << s.svc.logs();
+  const auto losses = s.losses();
+  Finish f = finishClean(s);
+  EXPECT_TRUE(s.exits.empty()) << s.svc.logs();
+  ASSERT_FALSE(losses.empty()) << "the assignment was not lost: the scenario did not happen\n" << s.svc.logs();
+  EXPECT_TRUE(pausedBeforeRebalance(currentLog(), "partitions lost:")) << "not paused before the loss\n" << s.svc.logs();
+  const std::size_t bound = checkDuplicatesAfterLosses(losses, f, kQueue);
+  expectOnlyResumedRedone(f, s.svc.currentLog(), kQueue * losses.size());
+  testing::reportReliability("Coordinator down past the session timeout while the slots are full", s.loadText(),
+                             f.audit, recovery_ms,
+                             "output leader refusing writes (slots full, fetching paused), coordinator down " +
+                                 std::to_string(fault_ms) + " ms: assignment lost " + std::to_string(losses.size()) +
                                  "x and reassigned, resumed (duplicates <= bound " + std::to_string(bound) + "); " +
                                  s.exitsText());
 }
