@@ -1312,9 +1312,17 @@ TEST(Faults, InputRemovedByRetentionWhilePausedIsReportedAsAGap) {
   rd_kafka_mock_broker_set_up(s.c.mock(), kBrokerOut);
   ASSERT_GE(s.recover(), 0) << s.svc.logs();
   const std::string log = s.svc.child().log();
-  auto metrics = testing::httpGet(*port, "/metrics");
-  ASSERT_TRUE(metrics.has_value());
-  EXPECT_EQ(testing::metricValue(metrics->second, "loginflow_input_gaps_total").value_or(-1), 1) << metrics->second;
+  // The counters are merged into /metrics every second: wait for it.
+  std::string metrics;
+  EXPECT_TRUE(testing::waitFor(
+      [&] {
+        auto r = testing::httpGet(*port, "/metrics");
+        metrics = r ? r->second : std::string();
+        return testing::metricValue(metrics, "loginflow_input_gaps_total").value_or(-1) >= 1;
+      },
+      10s, 100ms))
+      << metrics;
+  EXPECT_EQ(testing::metricValue(metrics, "loginflow_input_gaps_total").value_or(-1), 1) << metrics;
   auto [st, stop_ms] = s.svc.stop(25s);
   ASSERT_TRUE(st.has_value()) << s.svc.logs();
   EXPECT_EQ(*st, 0) << s.svc.logs();
